@@ -2,11 +2,23 @@
 
 The package is pure NumPy/SciPy and knows nothing about networks. It provides
 
-- time grids (:func:`time_grid`),
-- errors raised on invalid input (:class:`GridError`).
+- time grids t_0 = 0 < ... < t_L = T (:func:`time_grid`),
+- quadrature grids on a box Ω ⊂ R^s (:func:`grid`, :func:`tensor_grid`,
+  :func:`custom_grid`), built from the rules in :data:`RULES`,
+- the error raised on invalid input (:class:`GridError`).
 """
 
 from ._errors import GridError
+from ._quadrature import RULES, Grid, custom_grid, grid, tensor_grid
 from ._time import TimeGrid, time_grid
 
-__all__ = ["GridError", "TimeGrid", "time_grid"]
+__all__ = [
+    "RULES",
+    "Grid",
+    "GridError",
+    "TimeGrid",
+    "custom_grid",
+    "grid",
+    "tensor_grid",
+    "time_grid",
+]
