@@ -9,6 +9,7 @@ The package is pure NumPy/SciPy and knows nothing about networks. It provides
 """
 
 from ._errors import GridError
+from ._moving import MovingGrid, moving_grid
 from ._quadrature import RULES, Grid, custom_grid, grid, tensor_grid
 from ._time import TimeGrid, time_grid
 
@@ -16,9 +17,11 @@ __all__ = [
     "RULES",
     "Grid",
     "GridError",
+    "MovingGrid",
     "TimeGrid",
     "custom_grid",
     "grid",
+    "moving_grid",
     "tensor_grid",
     "time_grid",
 ]

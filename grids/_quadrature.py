@@ -212,7 +212,7 @@ def as_width(value: object, what: str = "grid width") -> int:
 
 def _as_interval(pair: object) -> tuple[float, float]:
     try:
-        a, b = (float(v) for v in pair)  # type: ignore[union-attr]
+        a, b = (float(v) for v in pair)
     except (TypeError, ValueError):
         raise GridError(
             f"a domain interval must be a pair (a, b) of numbers, got {pair!r}: "
@@ -247,7 +247,7 @@ def as_domain(domain: object, dim: int | None = None) -> Domain:
         One interval per axis.
     """
     try:
-        items = list(domain)  # type: ignore[call-overload]
+        items = list(domain)
     except TypeError:
         items = None
     if items is None or not items:
