@@ -1,3 +1,65 @@
-"""Neural ODEs and space-time networks as optimal-control problems."""
+"""Neural ODEs and space-time networks as optimal-control problems.
+
+The public surface:
+
+- models: :class:`NeuralODE`;
+- the learning problem: :class:`Problem` (objective and exact discrete gradient);
+- training: :func:`solve` returning a :class:`Result`;
+- configurations and runs: :func:`train`, :func:`load_run`, :func:`load_config`;
+- data: :func:`load_dataset` and the generators :func:`spheres`, :func:`xor`,
+  :func:`rings`;
+- checks: :func:`check_gradient`;
+- registries: ``ACTIVATIONS``, ``FIELDS``, ``LOSSES``, ``SCHEMES``.
+"""
 
 __version__ = "0.1.0"
+
+from ._config import defaults as default_config
+from ._config import load_config, validate
+from ._data import DATASETS, Dataset, load_dataset, rings, spheres, xor
+from ._errors import (
+    ConfigError,
+    DataError,
+    RunFileError,
+    SpacetimeError,
+    TrainingDiverged,
+)
+from ._gradcheck import GradientCheck, check_gradient
+from ._model import NeuralODE
+from ._problem import Problem
+from ._registry import ACTIVATIONS, FIELDS, LOSSES, SCHEMES
+from ._run import Run, TrainedRun, build, load_run, train
+from ._solve import History, Result, solve
+
+__all__ = [
+    "ACTIVATIONS",
+    "DATASETS",
+    "FIELDS",
+    "LOSSES",
+    "SCHEMES",
+    "ConfigError",
+    "DataError",
+    "Dataset",
+    "GradientCheck",
+    "History",
+    "NeuralODE",
+    "Problem",
+    "Result",
+    "Run",
+    "RunFileError",
+    "SpacetimeError",
+    "TrainedRun",
+    "TrainingDiverged",
+    "build",
+    "check_gradient",
+    "default_config",
+    "load_config",
+    "load_dataset",
+    "load_run",
+    "rings",
+    "solve",
+    "spheres",
+    "train",
+    "validate",
+    "xor",
+]

@@ -1,0 +1,325 @@
+"""Run configurations: a TOML file checked against one table of keys.
+
+Every key has a type, a default, a check and a one-line description in :data:`SCHEMA`;
+the README's table of keys and ``spacetime config`` are generated from it, and the
+validation below is the only place a configuration is checked. Everything after it
+trusts the values.
+"""
+
+import copy
+import difflib
+import math
+import tomllib
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from ._errors import ConfigError
+from ._registry import ACTIVATIONS, FIELDS, LOSSES, SCHEMES
+
+
+@dataclass(frozen=True)
+class Key:
+    type: type | tuple
+    default: Any
+    doc: str
+    check: Any = None  # callable(value) -> error text or None
+    choices: tuple = ()
+
+
+def _positive(v):
+    return None if v > 0 and math.isfinite(v) else "must be > 0"
+
+
+def _nonneg(v):
+    return None if v >= 0 and math.isfinite(v) else "must be >= 0"
+
+
+def _at_least(n):
+    return lambda v: None if v >= n else f"must be >= {n}"
+
+
+def _fraction(v):
+    return None if 0 <= v < 1 else "must be in [0, 1)"
+
+
+_DATASETS = ("digits", "breast_cancer", "spheres", "xor", "rings", "file")
+_METHODS = ("L-BFGS-B", "BFGS", "CG", "TNC", "SLSQP", "trust-constr")
+
+SCHEMA: dict[str, dict[str, Key]] = {
+    "": {
+        "seed": Key(int, 0, "seed of the initial controls and of a drawn output map"),
+        "threads": Key(int, 0, "threads of the kernels; 0 uses every core", _nonneg),
+    },
+    "data": {
+        "name": Key(str, "digits", "dataset: a bundled one or 'file'", None, _DATASETS),
+        "path": Key(str, "", "for name = 'file': a .csv, .npz, .npy or .h5 file"),
+        "labels_path": Key(str, "", "for a .npy inputs file: the .npy of the labels"),
+        "input_columns": Key(list, [], "CSV: input column names or indices; [] = all"),
+        "label_column": Key(
+            (str, int), "", "CSV: the label column's name or index; '' = the last"
+        ),
+        "inputs_key": Key(str, "x", ".npz key or HDF5 dataset path of the inputs"),
+        "labels_key": Key(str, "y", ".npz key or HDF5 dataset path of the labels"),
+        "task": Key(
+            str,
+            "classification",
+            "classification or regression",
+            None,
+            ("classification", "regression"),
+        ),
+        "n_samples": Key(
+            int, 0, "generators: number of samples; 0 = their default", _nonneg
+        ),
+        "noise": Key(float, 0.0, "generators: std of added Gaussian noise", _nonneg),
+        "test_fraction": Key(
+            float, 0.2, "share held out for testing, in [0, 1)", _fraction
+        ),
+        "standardize": Key(
+            (bool, str),
+            "auto",
+            "standardise inputs by training mean and std; 'auto' = real data only",
+        ),
+        "max_samples": Key(int, 0, "keep a seeded random subset; 0 = all", _nonneg),
+        "seed": Key(int, 0, "seed of the split, the subset and the generators"),
+    },
+    "model": {
+        "field": Key(str, "inside", "vector field f(x, u)", None, tuple(FIELDS)),
+        "activation": Key(str, "tanh", "activation sigma", None, tuple(ACTIVATIONS)),
+        "leaky_slope": Key(float, 0.01, "slope of leaky_relu for z < 0", _nonneg),
+        "width": Key(
+            int,
+            0,
+            "state dimension d; 0 = number of input features; more "
+            "pads inputs with zeros",
+            _nonneg,
+        ),
+        "hidden": Key(int, 0, "bottleneck hidden width h; 0 = the width", _nonneg),
+        "T": Key(float, 2.0, "time horizon T", _positive),
+        "n_steps": Key(int, 10, "number of time steps L (layers)", _at_least(1)),
+        "scheme": Key(str, "euler", "time-stepping scheme", None, tuple(SCHEMES)),
+        "init_scale": Key(
+            float, 0.1, "std of initial controls times sqrt(fan-in)", _nonneg
+        ),
+    },
+    "output_map": {
+        "trained": Key(bool, True, "train P x = p x + p0 with the controls"),
+        "seed": Key(int, 0, "seed of the drawn p (the start when trained)"),
+        "reg": Key(
+            float, 0.0, "weight of |p|^2 in the objective when trained", _nonneg
+        ),
+    },
+    "problem": {
+        "loss": Key(str, "cross_entropy", "per-sample loss", None, tuple(LOSSES)),
+        "lam": Key(float, 1e-3, "weight lambda of the control norm", _nonneg),
+        "loss_p": Key(float, 2.0, "exponent p of the 'lp' loss", _at_least(1)),
+    },
+    "optimizer": {
+        "method": Key(
+            str, "L-BFGS-B", "scipy.optimize.minimize method", None, _METHODS
+        ),
+        "max_iter": Key(int, 300, "maximum iterations", _nonneg),
+        "gtol": Key(float, 1e-6, "gradient tolerance", _nonneg),
+        "ftol": Key(float, 1e-12, "relative objective tolerance (L-BFGS-B)", _nonneg),
+        "max_time": Key(float, 0.0, "wall-clock limit in seconds; 0 = none", _nonneg),
+    },
+    "save": {
+        "path": Key(
+            str,
+            "runs/{data}-{field}-L{n_steps}.h5",
+            "output HDF5 file; {data}, {field}, {n_steps}, {seed} expand",
+        ),
+        "trajectories": Key(bool, True, "store the states at every level"),
+        "overwrite": Key(bool, False, "replace an existing finished run"),
+    },
+}
+
+
+def defaults() -> dict:
+    """The default configuration as nested dictionaries."""
+    out = {}
+    for section, keys in SCHEMA.items():
+        target = out if section == "" else out.setdefault(section, {})
+        for name, key in keys.items():
+            target[name] = copy.deepcopy(key.default)
+    return out
+
+
+def _type_name(t) -> str:
+    names = {
+        int: "an integer",
+        float: "a number",
+        str: "a string",
+        bool: "true/false",
+        list: "a list",
+    }
+    if isinstance(t, tuple):
+        return " or ".join(names[x] for x in t)
+    return names[t]
+
+
+def _check_value(where: str, key: Key, value):
+    types = key.type if isinstance(key.type, tuple) else (key.type,)
+    ok = False
+    for t in types:
+        if (
+            t is float
+            and isinstance(value, int | float)
+            and not isinstance(value, bool)
+        ):
+            value = float(value)
+            ok = True
+            break
+        if t is int and isinstance(value, int) and not isinstance(value, bool):
+            ok = True
+            break
+        if t not in (int, float) and isinstance(value, t):
+            ok = True
+            break
+    if not ok:
+        raise ConfigError(
+            f"config key '{where}' must be {_type_name(key.type)}, got {value!r}"
+        )
+    if key.choices and value not in key.choices:
+        close = difflib.get_close_matches(str(value), key.choices, n=1)
+        hint = f"did you mean '{close[0]}'? " if close else ""
+        raise ConfigError(
+            f"config key '{where}' has unknown value {value!r}: {hint}choose one of "
+            + ", ".join(key.choices)
+        )
+    if key.check is not None and isinstance(value, int | float):
+        problem = key.check(value)
+        if problem:
+            raise ConfigError(f"config key '{where}' {problem}, got {value!r}")
+    return value
+
+
+def _unknown(where: str, name: str, valid) -> ConfigError:
+    close = difflib.get_close_matches(name, list(valid), n=1, cutoff=0.5)
+    hint = f"; did you mean '{close[0]}'?" if close else ""
+    return ConfigError(
+        f"unknown config key '{where}{name}'{hint} (valid here: {', '.join(valid)})"
+    )
+
+
+def validate(raw: dict) -> dict:
+    """Check a configuration and fill in defaults.
+
+    Parameters
+    ----------
+    raw : dict
+        Nested dictionaries as read from TOML; missing keys take their defaults.
+
+    Returns
+    -------
+    dict
+        A complete configuration with every key of :data:`SCHEMA`.
+
+    Raises
+    ------
+    ConfigError
+        For an unknown section or key (with the closest valid name), a value of the
+        wrong type, or a value out of range.
+    """
+    if not isinstance(raw, dict):
+        raise ConfigError("a configuration must be a table of sections and keys")
+    out = defaults()
+    sections = [s for s in SCHEMA if s]
+    for name, value in raw.items():
+        if name in SCHEMA[""]:
+            out[name] = _check_value(name, SCHEMA[""][name], value)
+        elif name in SCHEMA:
+            if not isinstance(value, dict):
+                raise ConfigError(f"config section [{name}] must be a table of keys")
+            for key, v in value.items():
+                if key not in SCHEMA[name]:
+                    raise _unknown(f"{name}.", key, SCHEMA[name])
+                out[name][key] = _check_value(f"{name}.{key}", SCHEMA[name][key], v)
+        else:
+            raise _unknown("", name, sections + list(SCHEMA[""]))
+
+    # cross-key checks
+    data = out["data"]
+    if isinstance(data["standardize"], str) and data["standardize"] != "auto":
+        raise ConfigError(
+            "config key 'data.standardize' must be true, false or 'auto', got "
+            f"{data['standardize']!r}"
+        )
+    if data["name"] == "file" and not data["path"]:
+        raise ConfigError(
+            "data.name = 'file' needs data.path: the .csv, .npz, .npy or .h5 file"
+        )
+    if out["problem"]["loss"] == "logistic" and data["task"] == "regression":
+        raise ConfigError(
+            "problem.loss = 'logistic' needs classes but data.task is 'regression': "
+            "use loss 'squared' or 'lp'"
+        )
+    return out
+
+
+def load_config(path) -> tuple[dict, str]:
+    """Read and validate a TOML configuration file.
+
+    Returns
+    -------
+    config : dict
+    text : str
+        The file's text, stored in run files as provenance.
+    """
+    path = Path(path)
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise ConfigError(
+            f"config file '{path}' does not exist: check the path, or run "
+            "'spacetime config > my.toml' for a template"
+        ) from None
+    except IsADirectoryError:
+        raise ConfigError(f"config path '{path}' is a directory, not a file") from None
+    except (OSError, UnicodeDecodeError) as err:
+        raise ConfigError(f"cannot read config file '{path}': {err}") from None
+    try:
+        raw = tomllib.loads(text)
+    except tomllib.TOMLDecodeError as err:
+        raise ConfigError(f"config file '{path}' is not valid TOML: {err}") from None
+    return validate(raw), text
+
+
+def _toml_value(v) -> str:
+    if isinstance(v, bool):
+        return "true" if v else "false"
+    if isinstance(v, str):
+        return '"' + v.replace("\\", "\\\\").replace('"', '\\"') + '"'
+    if isinstance(v, float):
+        return repr(v)
+    if isinstance(v, list):
+        return "[" + ", ".join(_toml_value(x) for x in v) + "]"
+    return str(v)
+
+
+def dump(config: dict, comments: bool = False) -> str:
+    """A configuration as TOML text (with each key's description if ``comments``)."""
+    lines = []
+    for section, keys in SCHEMA.items():
+        if section:
+            lines.append(f"\n[{section}]")
+        values = config if section == "" else config[section]
+        for name, key in keys.items():
+            line = f"{name} = {_toml_value(values[name])}"
+            if comments:
+                line = f"{line:<44}# {key.doc}"
+            lines.append(line)
+    return "\n".join(lines).lstrip("\n") + "\n"
+
+
+def markdown_table() -> str:
+    """Every key with its default and meaning, as a Markdown table."""
+    rows = ["| key | default | meaning |", "|---|---|---|"]
+    for section, keys in SCHEMA.items():
+        for name, key in keys.items():
+            full = f"{section}.{name}" if section else name
+            doc = key.doc
+            if key.choices:
+                doc += " (" + ", ".join(f"`{c}`" for c in key.choices) + ")"
+            rows.append(f"| `{full}` | `{_toml_value(key.default)}` | {doc} |")
+    return "\n".join(rows) + "\n"

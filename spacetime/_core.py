@@ -1,0 +1,286 @@
+"""The discrete core shared by every model: a ResNet with per-layer widths.
+
+A :class:`Core` holds, in the flat form the kernels take, everything about a network
+that does not change during training: the widths of the time levels, the layer
+parameter offsets, the time steps, the Runge–Kutta tableau, the transfers between
+levels, and how the optimised parameters map to the kernels' effective parameters.
+"""
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from . import _kernels as K
+from ._registry import Activation, Field, Scheme
+
+_EMPTY_I = np.zeros(0, dtype=np.int64)
+_EMPTY_F = np.zeros(0, dtype=np.float64)
+
+
+def layer_param_count(field: Field, n: int, h: int) -> int:
+    """Number of parameters of one layer of width ``n`` (hidden width ``h``)."""
+    if field.code == K.FIELD_BOTTLENECK:
+        return 2 * n * h + h
+    return n * n + n
+
+
+def layer_blocks(field: Field, n: int, h: int) -> list[tuple[str, tuple[int, ...]]]:
+    """Names and shapes of the parameter blocks of one layer, in storage order."""
+    if field.code == K.FIELD_BOTTLENECK:
+        return [("w", (n, h)), ("a", (h, n)), ("b", (h,))]
+    return [("w", (n, n)), ("b", (n,))]
+
+
+@dataclass(frozen=True, eq=False)
+class Core:
+    """A ResNet in kernel form.
+
+    Attributes
+    ----------
+    widths : ndarray, shape (n_steps + 1,)
+        Width ``n_k`` of each time level.
+    hidden : ndarray, shape (n_steps,)
+        Hidden width of each layer (the bottleneck's ``h``; equal to the width else).
+    layer_off : ndarray, shape (n_steps,)
+        Offset of each layer's parameters in the flat parameter vector.
+    dt : ndarray, shape (n_steps,)
+        Time steps ``t_{k+1} - t_k``.
+    scale : ndarray, shape (n_params,) or None
+        Effective parameters are ``scale * theta`` (quadrature weights folded into the
+        kernels); None means the identity, as for a finite-width network.
+    norm_weight : ndarray, shape (n_params,)
+        The discrete control norm is ``sum(norm_weight * theta**2)``.
+    out_weight : ndarray, shape (widths[-1],) or None
+        The output map acts as ``p * out_weight`` (quadrature weights of the last
+        grid); None means ones.
+    transfers : tuple of (scipy.sparse.csr_matrix or None), length n_steps
+        ``Pi_k``; None is the identity.
+    """
+
+    field: Field
+    activation: Activation
+    alpha: float
+    scheme: Scheme
+    widths: np.ndarray
+    hidden: np.ndarray
+    layer_off: np.ndarray
+    dt: np.ndarray
+    n_params: int
+    scale: np.ndarray | None
+    norm_weight: np.ndarray
+    out_weight: np.ndarray | None
+    tr_has: np.ndarray
+    tr_row_off: np.ndarray
+    tr_nnz_off: np.ndarray
+    tr_indptr: np.ndarray
+    tr_indices: np.ndarray
+    tr_data: np.ndarray
+
+    @property
+    def n_steps(self) -> int:
+        return self.dt.shape[0]
+
+    @property
+    def max_width(self) -> int:
+        return int(self.widths.max())
+
+    def n_groups(self, n_samples: int) -> int:
+        """Number of sample groups: a function of the sizes only, never of threads."""
+        blocks = -(-n_samples // K.BLOCK)
+        by_memory = max(1, (256 * 2**20) // (8 * max(self.n_params, 1)))
+        return int(max(1, min(16, blocks, by_memory)))
+
+    def kernel_args(self):
+        """The layer description in the order the kernels take it."""
+        return (
+            self.field.code,
+            self.activation.code,
+            float(self.alpha),
+        )
+
+    def layer_args(self):
+        return (
+            self.layer_off,
+            self.widths,
+            self.hidden,
+            self.dt,
+            np.ascontiguousarray(self.scheme.a),
+            np.ascontiguousarray(self.scheme.b),
+            self.tr_has,
+            self.tr_row_off,
+            self.tr_nnz_off,
+            self.tr_indptr,
+            self.tr_indices,
+            self.tr_data,
+        )
+
+    def effective(self, theta: np.ndarray) -> np.ndarray:
+        return theta if self.scale is None else self.scale * theta
+
+
+def build_core(
+    field: Field,
+    activation: Activation,
+    alpha: float,
+    scheme: Scheme,
+    widths,
+    hidden,
+    dt,
+    *,
+    scale=None,
+    norm_weight=None,
+    out_weight=None,
+    transfers=None,
+) -> Core:
+    """Assemble a :class:`Core` from per-layer sizes.
+
+    Parameters
+    ----------
+    widths : sequence of int, length n_steps + 1
+    hidden : sequence of int, length n_steps
+    dt : sequence of float, length n_steps
+    norm_weight : ndarray, shape (n_params,), optional
+        Default: every entry of layer ``k`` weighted by ``dt[k]``, which makes the
+        control norm ``sum_k dt_k |u_k|^2``.
+    transfers : sequence of (sparse matrix or None), length n_steps, optional
+    """
+    widths = np.ascontiguousarray(widths, dtype=np.int64)
+    hidden = np.ascontiguousarray(hidden, dtype=np.int64)
+    dt = np.ascontiguousarray(dt, dtype=np.float64)
+    n_steps = dt.shape[0]
+    counts = np.array(
+        [
+            layer_param_count(field, int(widths[k]), int(hidden[k]))
+            for k in range(n_steps)
+        ],
+        dtype=np.int64,
+    )
+    layer_off = np.zeros(n_steps, dtype=np.int64)
+    layer_off[1:] = np.cumsum(counts)[:-1]
+    n_params = int(counts.sum())
+    if norm_weight is None:
+        norm_weight = np.repeat(dt, counts)
+
+    tr_has = np.zeros(n_steps, dtype=np.bool_)
+    tr_row_off = np.zeros(n_steps, dtype=np.int64)
+    tr_nnz_off = np.zeros(n_steps, dtype=np.int64)
+    indptr, indices, data = [], [], []
+    rows = nnz = 0
+    for k, pi in enumerate(transfers or [None] * n_steps):
+        if pi is None:
+            continue
+        pi = pi.tocsr()
+        pi.sort_indices()
+        tr_has[k] = True
+        tr_row_off[k] = rows
+        tr_nnz_off[k] = nnz
+        indptr.append(pi.indptr.astype(np.int64))
+        indices.append(pi.indices.astype(np.int64))
+        data.append(pi.data.astype(np.float64))
+        rows += pi.shape[0] + 1
+        nnz += pi.nnz
+
+    return Core(
+        field=field,
+        activation=activation,
+        alpha=float(alpha),
+        scheme=scheme,
+        widths=widths,
+        hidden=hidden,
+        layer_off=layer_off,
+        dt=dt,
+        n_params=n_params,
+        scale=None if scale is None else np.ascontiguousarray(scale, dtype=np.float64),
+        norm_weight=np.ascontiguousarray(norm_weight, dtype=np.float64),
+        out_weight=None if out_weight is None else np.asarray(out_weight, np.float64),
+        tr_has=tr_has,
+        tr_row_off=tr_row_off,
+        tr_nnz_off=tr_nnz_off,
+        tr_indptr=np.concatenate(indptr) if indptr else _EMPTY_I,
+        tr_indices=np.concatenate(indices) if indices else _EMPTY_I,
+        tr_data=np.concatenate(data) if data else _EMPTY_F,
+    )
+
+
+def flow(core: Core, theta: np.ndarray, x0: np.ndarray) -> np.ndarray:
+    """All state levels of the flow of ``x0``.
+
+    Parameters
+    ----------
+    theta : ndarray, shape (n_params,)
+    x0 : ndarray, shape (n_samples, widths[0])
+
+    Returns
+    -------
+    states : ndarray, shape (n_steps + 1, n_samples, max_width)
+        Level ``k`` of sample ``i`` is ``states[k, i, :widths[k]]``; the rest is zero.
+    """
+    x0 = np.ascontiguousarray(x0, dtype=np.float64)
+    n_samples = x0.shape[0]
+    states = np.zeros((core.n_steps + 1, n_samples, core.max_width))
+    K.forward(
+        x0,
+        *core.kernel_args(),
+        np.ascontiguousarray(core.effective(theta)),
+        *core.layer_args(),
+        core.n_groups(n_samples),
+        states,
+    )
+    return states
+
+
+def risk_and_grad(core, theta, p, p0, x0, targets, loss_code, loss_param):
+    """Empirical risk, its gradient and the predictions.
+
+    Parameters
+    ----------
+    theta : ndarray, shape (n_params,)
+    p : ndarray, shape (n_outputs, widths[-1])
+    p0 : ndarray, shape (n_outputs,)
+    x0 : ndarray, shape (n_samples, widths[0])
+    targets : ndarray, shape (n_samples, n_target_columns)
+
+    Returns
+    -------
+    risk : float
+    grad_theta : ndarray, shape (n_params,)
+    grad_p : ndarray, shape (n_outputs, widths[-1])
+    grad_p0 : ndarray, shape (n_outputs,)
+    yhat : ndarray, shape (n_samples, n_outputs)
+    """
+    n_samples = x0.shape[0]
+    m_out, n_last = p.shape
+    groups = core.n_groups(n_samples)
+    p_eff = p if core.out_weight is None else p * core.out_weight
+    loss_g = np.zeros(groups)
+    grad_g = np.zeros((groups, core.n_params))
+    gp_g = np.zeros((groups, m_out, n_last))
+    gp0_g = np.zeros((groups, m_out))
+    yhat = np.empty((n_samples, m_out))
+    K.value_and_grad(
+        x0,
+        targets,
+        *core.kernel_args(),
+        np.ascontiguousarray(core.effective(theta)),
+        *core.layer_args(),
+        np.ascontiguousarray(p_eff),
+        np.ascontiguousarray(p0, dtype=np.float64),
+        loss_code,
+        float(loss_param),
+        groups,
+        loss_g,
+        grad_g,
+        gp_g,
+        gp0_g,
+        yhat,
+    )
+    # reduce the groups in a fixed order
+    risk = loss_g.sum() / n_samples
+    grad = grad_g.sum(axis=0)
+    grad_p = gp_g.sum(axis=0)
+    grad_p0 = gp0_g.sum(axis=0)
+    if core.scale is not None:
+        grad *= core.scale
+    if core.out_weight is not None:
+        grad_p *= core.out_weight
+    return risk, grad, grad_p, grad_p0, yhat

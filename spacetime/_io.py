@@ -1,0 +1,362 @@
+"""Run files: one HDF5 file per training run, written atomically.
+
+The layout is documented in ``docs/file-format.md``. Fixed-shape fields carry HDF5
+dimension scales, so netCDF readers (xarray with the h5netcdf engine) see named
+dimensions. A file is written under a temporary name in the target folder and renamed
+when complete: a crash leaves no half-written file under the final name.
+"""
+
+import datetime
+import json
+import os
+import platform
+import subprocess
+import sys
+from pathlib import Path
+
+import h5py
+import numpy as np
+
+from ._errors import RunFileError
+
+FORMAT = "spacetime-run"
+FORMAT_VERSION = 1
+
+
+# ---------------------------------------------------------------------------
+# Paths
+
+
+def check_output_path(path, overwrite=False) -> Path:
+    """Refuse, before any work is done, an output path that cannot be written.
+
+    Raises
+    ------
+    RunFileError
+        When a parent of ``path`` is a regular file, a folder cannot be created or
+        written, ``path`` is a folder, or a file exists there and ``overwrite`` is off.
+    """
+    path = Path(path)
+    if path.is_dir():
+        raise RunFileError(f"output path '{path}' is a folder: give a file name")
+    if path.exists() and not overwrite:
+        raise RunFileError(
+            f"output file '{path}' exists already: choose another path, or pass "
+            "--overwrite (save.overwrite = true) to replace it"
+        )
+    parent = path.parent
+    ancestor = parent
+    while not ancestor.exists():
+        if ancestor.parent == ancestor:
+            break
+        ancestor = ancestor.parent
+    if ancestor.exists() and not ancestor.is_dir():
+        raise RunFileError(
+            f"cannot write '{path}': '{ancestor}' is a file, not a folder; "
+            "choose an output path in a folder"
+        )
+    if not os.access(ancestor, os.W_OK | os.X_OK):
+        raise RunFileError(
+            f"cannot write '{path}': folder '{ancestor}' is not writable; "
+            "choose another output path"
+        )
+    return path
+
+
+class atomic_path:
+    """Context manager giving a temporary path that replaces ``path`` on success."""
+
+    def __init__(self, path):
+        self.path = Path(path)
+        self.tmp = None
+
+    def __enter__(self) -> Path:
+        try:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+        except OSError as err:
+            raise RunFileError(
+                f"cannot create folder '{self.path.parent}': {err.strerror}; "
+                "choose another output path"
+            ) from None
+        self.tmp = self.path.with_name(f".{self.path.name}.tmp-{os.getpid()}")
+        return self.tmp
+
+    def __exit__(self, exc_type, exc, tb):
+        if exc_type is None:
+            os.replace(self.tmp, self.path)
+        else:
+            try:
+                self.tmp.unlink()
+            except FileNotFoundError:
+                pass
+        return False
+
+
+# ---------------------------------------------------------------------------
+# Provenance
+
+
+def _git_revision() -> str:
+    root = Path(__file__).resolve().parent.parent
+    try:
+        out = subprocess.run(
+            ["git", "-C", str(root), "rev-parse", "HEAD"],
+            capture_output=True,
+            text=True,
+            timeout=5,
+        )
+    except (OSError, subprocess.SubprocessError):
+        return ""
+    if out.returncode != 0:
+        return ""
+    rev = out.stdout.strip()
+    dirty = subprocess.run(
+        ["git", "-C", str(root), "status", "--porcelain", "--untracked-files=no"],
+        capture_output=True,
+        text=True,
+        timeout=5,
+    ).stdout.strip()
+    return rev + ("-dirty" if dirty else "")
+
+
+def provenance(seed) -> dict:
+    """Versions, revision, date, machine and command of this process."""
+    import numba
+    import scipy
+
+    from . import __version__
+
+    return {
+        "spacetime": __version__,
+        "python": platform.python_version(),
+        "numpy": np.__version__,
+        "scipy": scipy.__version__,
+        "numba": numba.__version__,
+        "h5py": h5py.__version__,
+        "hdf5": h5py.version.hdf5_version,
+        "git_revision": _git_revision(),
+        "date": datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds"),
+        "host": platform.node(),
+        "platform": platform.platform(),
+        "command": " ".join(sys.argv),
+        "seed": int(seed),
+        "numba_threads": int(numba.get_num_threads()),
+    }
+
+
+# ---------------------------------------------------------------------------
+# Writing
+
+
+def _attrs(obj, values: dict):
+    for k, v in values.items():
+        if v is None:
+            continue
+        if isinstance(v, bool | np.bool_):
+            v = np.int8(v)
+        obj.attrs[k] = v
+
+
+def put(group, name, data, dims=(), coords=None):
+    """Write ``data`` as ``group[name]`` with dimension scales named ``dims``.
+
+    A scale that does not exist yet in the group is created from ``coords[dim]`` or
+    as ``0, 1, ...``.
+    """
+    data = np.asarray(data)
+    ds = group.create_dataset(name, data=data)
+    coords = coords or {}
+    for axis, dim in enumerate(dims):
+        if dim not in group:
+            values = coords.get(dim, np.arange(data.shape[axis], dtype=np.int64))
+            scale = group.create_dataset(dim, data=np.asarray(values))
+            scale.make_scale(dim)
+        ds.dims[axis].attach_scale(group[dim])
+    return ds
+
+
+def write_run(path, run: dict) -> None:
+    """Write a run file atomically.
+
+    Parameters
+    ----------
+    path : path-like
+    run : dict
+        The sections of the file, as built by ``spacetime._run``; see
+        ``docs/file-format.md``.
+    """
+    with atomic_path(path) as tmp:
+        try:
+            with h5py.File(tmp, "w") as f:
+                _write(f, run)
+        except OSError as err:
+            raise RunFileError(f"cannot write run file '{path}': {err}") from None
+
+
+def _write(f, run):
+    _attrs(
+        f,
+        {
+            "format": FORMAT,
+            "format_version": FORMAT_VERSION,
+            "status": run["status"],
+            "created": run["provenance"]["date"],
+        },
+    )
+    g = f.create_group("config")
+    g.attrs["toml"] = run["config_text"]
+    g.attrs["json"] = json.dumps(run["config"], sort_keys=True)
+    _attrs(f.create_group("provenance"), run["provenance"])
+    _attrs(f.create_group("model"), run["model"])
+    _attrs(f.create_group("problem"), run["problem"])
+
+    g = f.create_group("time")
+    put(g, "t", run["time"], ("level",))
+    put(g, "dt", np.diff(run["time"]), ("layer",))
+
+    g = f.create_group("controls")
+    for name, arr in run["controls"].items():
+        dims = ("layer", "row", "col") if arr.ndim == 3 else ("layer", "row")
+        if name == "b" and run["model"].get("field") == "bottleneck":
+            dims = ("layer", "hidden")
+        elif name == "w" and run["model"].get("field") == "bottleneck":
+            dims = ("layer", "row", "hidden")
+        elif name == "a":
+            dims = ("layer", "hidden", "col")
+        put(g, name, arr, dims)
+
+    g = f.create_group("output_map")
+    put(g, "p", run["p"], ("output", "component"))
+    put(g, "p0", run["p0"], ("output",))
+    g.attrs["trained"] = np.int8(run["problem"]["train_output"])
+
+    g = f.create_group("optimizer")
+    _attrs(g, run["optimizer"])
+    h = g.create_group("history")
+    for name, arr in run["history"].items():
+        if name != "iteration":
+            put(
+                h, name, arr, ("iteration",), {"iteration": run["history"]["iteration"]}
+            )
+
+    _attrs(f.create_group("results"), run["results"])
+
+    g = f.create_group("data")
+    _attrs(g, run["data"]["attrs"])
+    for name in ("shift", "scale"):
+        put(g, name, run["data"][name], ("feature",))
+    g.attrs["class_values"] = json.dumps(list(run["data"]["class_values"]))
+    for part in ("train", "test"):
+        put(g, f"y_{part}", run["data"][f"y_{part}"], (f"{part}_sample",))
+
+    g = f.create_group("predictions")
+    for part in ("train", "test"):
+        put(g, part, run["predictions"][part], (f"{part}_sample", "output"))
+
+    if run.get("trajectories") is not None:
+        g = f.create_group("trajectories")
+        put(
+            g,
+            "train",
+            run["trajectories"],
+            ("level", "train_sample", "component"),
+            {"level": run["time"]},
+        )
+
+
+# ---------------------------------------------------------------------------
+# Reading
+
+
+def _read_attrs(obj) -> dict:
+    out = {}
+    for k, v in obj.attrs.items():
+        if isinstance(v, bytes):
+            v = v.decode()
+        elif isinstance(v, np.generic):
+            v = v.item()
+        out[k] = v
+    return out
+
+
+def read_run(path) -> dict:
+    """Read a run file into plain Python and NumPy values.
+
+    Raises
+    ------
+    RunFileError
+        When the file is missing, truncated or corrupt, not a run file, or written by
+        an unknown format version.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise RunFileError(f"run file '{path}' does not exist: check the path")
+    try:
+        f = h5py.File(path, "r")
+    except OSError:
+        raise RunFileError(
+            f"'{path}' is not a readable HDF5 file (truncated or corrupt): "
+            "use another copy, or run the case again"
+        ) from None
+    try:
+        with f:
+            top = _read_attrs(f)
+            if top.get("format") != FORMAT:
+                raise RunFileError(
+                    f"'{path}' is an HDF5 file but not a spacetime run file"
+                )
+            version = top.get("format_version")
+            if version != FORMAT_VERSION:
+                raise RunFileError(
+                    f"'{path}' has run-file format version {version}; this spacetime "
+                    f"reads version {FORMAT_VERSION}: use the spacetime version that "
+                    "wrote it"
+                )
+            run = {
+                "status": top["status"],
+                "config_text": _read_attrs(f["config"])["toml"],
+                "config": json.loads(_read_attrs(f["config"])["json"]),
+                "provenance": _read_attrs(f["provenance"]),
+                "model": _read_attrs(f["model"]),
+                "problem": _read_attrs(f["problem"]),
+                "time": f["time/t"][()],
+                "controls": {
+                    k: f["controls"][k][()]
+                    for k in ("w", "a", "b")
+                    if k in f["controls"]
+                },
+                "p": f["output_map/p"][()],
+                "p0": f["output_map/p0"][()],
+                "optimizer": _read_attrs(f["optimizer"]),
+                "history": {
+                    "iteration": f["optimizer/history/iteration"][()],
+                    **{
+                        k: f["optimizer/history"][k][()]
+                        for k in ("objective", "risk", "grad_norm", "time")
+                    },
+                },
+                "results": _read_attrs(f["results"]),
+                "data": {
+                    "attrs": _read_attrs(f["data"]),
+                    "shift": f["data/shift"][()],
+                    "scale": f["data/scale"][()],
+                    "class_values": json.loads(f["data"].attrs["class_values"]),
+                    "y_train": f["data/y_train"][()],
+                    "y_test": f["data/y_test"][()],
+                },
+                "predictions": {
+                    "train": f["predictions/train"][()],
+                    "test": f["predictions/test"][()],
+                },
+                "trajectories": (
+                    f["trajectories/train"][()] if "trajectories" in f else None
+                ),
+            }
+    except RunFileError:
+        raise
+    except (KeyError, OSError, ValueError) as err:
+        raise RunFileError(
+            f"run file '{path}' is incomplete or damaged ({err}): use another copy, "
+            "or run the case again"
+        ) from None
+    return run

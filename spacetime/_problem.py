@@ -1,0 +1,265 @@
+"""The learning problem: regularised empirical risk and its exact gradient."""
+
+import math
+
+import numpy as np
+
+from ._core import risk_and_grad
+from ._errors import ConfigError, DataError
+from ._registry import LOSSES, lookup
+
+
+def n_outputs_for(loss: str, task: str, n_classes: int, n_targets: int) -> int:
+    """Output dimension ``m`` the loss needs for a task."""
+    if task == "regression":
+        return n_targets
+    if loss == "cross_entropy":
+        return n_classes
+    if loss == "logistic":
+        return 1
+    return 1 if n_classes == 2 else n_classes
+
+
+def encode_targets(loss: str, task: str, y: np.ndarray, n_classes: int) -> np.ndarray:
+    """Targets in the form the kernels take.
+
+    Parameters
+    ----------
+    y : ndarray, shape (n_samples,) of int classes, or (n_samples, n_targets)
+
+    Returns
+    -------
+    ndarray, shape (n_samples, n_columns)
+        The class index (cross-entropy); +1/-1 (logistic, and squared or lp losses on
+        two classes); a one-hot vector (squared or lp losses on more classes); the
+        target vector (regression).
+    """
+    spec = lookup(LOSSES, loss, "loss")
+    if task == "regression":
+        if spec.target != "vector":
+            raise ConfigError(
+                f"the {loss} loss needs class labels but the task is regression: "
+                "use loss = 'squared' or 'lp'"
+            )
+        return np.ascontiguousarray(np.asarray(y, np.float64).reshape(len(y), -1))
+    y = np.asarray(y, dtype=np.int64)
+    if spec.target == "class":
+        return np.ascontiguousarray(y[:, None].astype(np.float64))
+    if n_classes == 2:
+        return np.ascontiguousarray((2.0 * y - 1.0)[:, None])
+    if spec.target == "sign":
+        raise ConfigError(
+            f"the logistic loss is for two classes, the data have {n_classes}: "
+            "use loss = 'cross_entropy'"
+        )
+    return np.ascontiguousarray(np.eye(n_classes)[y])
+
+
+def accuracy(yhat: np.ndarray, y: np.ndarray, task: str) -> float:
+    """Fraction of correct classes: argmax of the outputs, or their sign if m = 1."""
+    if task == "regression" or len(y) == 0:
+        return math.nan
+    pred = (yhat[:, 0] > 0).astype(np.int64) if yhat.shape[1] == 1 else yhat.argmax(1)
+    return float(np.mean(pred == np.asarray(y)))
+
+
+class Problem:
+    """``min_u  E(x(T)) + lam ||u||^2  (+ reg |p|^2 when P is trained)``.
+
+    Parameters
+    ----------
+    model : NeuralODE
+        Or any model with ``core``, ``embed``, ``n_params`` and ``control_norm2``.
+    x : ndarray, shape (n_samples, n_inputs)
+    y : ndarray, shape (n_samples,) of int classes, or (n_samples, n_targets)
+    loss : {"cross_entropy", "logistic", "squared", "lp"}
+    lam : float
+        Weight ``lam >= 0`` of the control norm.
+    task : {"classification", "regression"}
+    n_classes : int, optional
+        Default: ``max(y) + 1`` for classification.
+    p, p0 : ndarray, optional
+        The output map ``P x = p x + p0``, shapes (n_outputs, width) and (n_outputs,):
+        the fixed map when ``train_output`` is False, the starting point otherwise.
+        Default: drawn from ``output_seed``, entries normal with std
+        ``1 / sqrt(width)``, and ``p0 = 0``.
+    train_output : bool
+        Whether ``p`` and ``p0`` are optimised with the controls.
+    output_reg : float
+        Weight of ``|p|^2`` (Frobenius) in the objective when the map is trained.
+    loss_p : float
+        Exponent ``p >= 1`` of the lp loss.
+
+    Notes
+    -----
+    The optimisation variables are ``z = (theta, p, p0)`` (or ``theta`` alone when the
+    output map is fixed). The objective is
+
+        J(z) = (1/N) sum_i l(p X_i^L + p0, y_i) + lam sum_k dt_k |u_k|^2
+               + output_reg |p|^2,
+
+    evaluated by the forward pass of the scheme, and its gradient by the reverse pass
+    of the same scheme: the exact gradient of the discrete J.
+    """
+
+    def __init__(
+        self,
+        model,
+        x,
+        y,
+        *,
+        loss="cross_entropy",
+        lam=1e-3,
+        task="classification",
+        n_classes=None,
+        p=None,
+        p0=None,
+        train_output=True,
+        output_reg=0.0,
+        output_seed=0,
+        loss_p=2.0,
+    ):
+        self.model = model
+        self.loss = lookup(LOSSES, loss, "loss").name
+        if not (isinstance(lam, int | float) and math.isfinite(lam) and lam >= 0):
+            raise ConfigError(f"lam must be a number >= 0, got {lam!r}")
+        if not (math.isfinite(output_reg) and output_reg >= 0):
+            raise ConfigError(f"output_reg must be >= 0, got {output_reg!r}")
+        if self.loss == "lp" and not loss_p >= 1:
+            raise ConfigError(f"loss_p must be >= 1, got {loss_p!r}")
+        self.lam = float(lam)
+        self.task = task
+        self.output_reg = float(output_reg)
+        self.loss_p = float(loss_p)
+        self.train_output = bool(train_output)
+
+        x = np.asarray(x, dtype=np.float64)
+        self.x0 = np.ascontiguousarray(model.embed(x))
+        self.y = np.asarray(y)
+        if len(self.y) != len(self.x0):
+            raise DataError(
+                f"inputs have {len(self.x0)} samples but labels have {len(self.y)}: "
+                "pass one label per sample"
+            )
+        if len(self.y) == 0:
+            raise DataError("the training set is empty: provide at least one sample")
+        if not np.all(np.isfinite(self.x0)):
+            raise DataError("inputs hold NaN or inf: remove or impute those samples")
+        if task == "classification":
+            self.n_classes = int(n_classes or int(self.y.max()) + 1)
+            n_targets = 0
+        else:
+            self.n_classes = 0
+            n_targets = self.y.reshape(len(self.y), -1).shape[1]
+        self.targets = encode_targets(self.loss, task, self.y, self.n_classes)
+        if not np.all(np.isfinite(self.targets)):
+            raise DataError("labels hold NaN or inf: remove those samples")
+        self.n_outputs = n_outputs_for(self.loss, task, self.n_classes, n_targets)
+
+        n_last = int(model.core.widths[-1])
+        if p is None:
+            rng = np.random.default_rng(output_seed)
+            p = rng.normal(0.0, 1.0 / math.sqrt(n_last), size=(self.n_outputs, n_last))
+        if p0 is None:
+            p0 = np.zeros(self.n_outputs)
+        p = np.array(p, dtype=np.float64, ndmin=2)
+        p0 = np.array(p0, dtype=np.float64, ndmin=1)
+        if p.shape != (self.n_outputs, n_last) or p0.shape != (self.n_outputs,):
+            raise ConfigError(
+                f"the output map has shapes {p.shape} and {p0.shape}, expected "
+                f"{(self.n_outputs, n_last)} and {(self.n_outputs,)}"
+            )
+        self.p = p
+        self.p0 = p0
+        self._loss_code = lookup(LOSSES, self.loss, "loss").code
+        self.n_evaluations = 0
+
+    # -- the optimisation variables ---------------------------------------
+
+    @property
+    def n_variables(self) -> int:
+        n = self.model.n_params
+        if self.train_output:
+            n += self.p.size + self.p0.size
+        return n
+
+    def split(self, z: np.ndarray):
+        """``(theta, p, p0)`` from the optimisation variables ``z``."""
+        n = self.model.n_params
+        theta = z[:n]
+        if not self.train_output:
+            return theta, self.p, self.p0
+        m, c = self.p.shape
+        return theta, z[n : n + m * c].reshape(m, c), z[n + m * c :]
+
+    def join(self, theta, p=None, p0=None) -> np.ndarray:
+        """Optimisation variables from controls (and the output map if trained)."""
+        if not self.train_output:
+            return np.ascontiguousarray(theta, dtype=np.float64)
+        p = self.p if p is None else p
+        p0 = self.p0 if p0 is None else p0
+        return np.concatenate([theta, np.ravel(p), np.ravel(p0)]).astype(np.float64)
+
+    def initial_point(self, seed=0, scale=0.1) -> np.ndarray:
+        return self.join(self.model.init_params(seed, scale))
+
+    # -- objective --------------------------------------------------------
+
+    def value_and_grad(self, z: np.ndarray):
+        """The objective ``J(z)`` and its exact gradient, shape (n_variables,)."""
+        value, grad, _ = self._evaluate(z)
+        return value, grad
+
+    __call__ = value_and_grad
+
+    def _evaluate(self, z):
+        z = np.ascontiguousarray(z, dtype=np.float64)
+        theta, p, p0 = self.split(z)
+        core = self.model.core
+        risk, g_theta, g_p, g_p0, yhat = risk_and_grad(
+            core, theta, p, p0, self.x0, self.targets, self._loss_code, self.loss_p
+        )
+        self.n_evaluations += 1
+        reg = self.lam * float(np.dot(core.norm_weight, theta * theta))
+        g_theta += (2.0 * self.lam) * core.norm_weight * theta
+        value = risk + reg
+        if self.train_output:
+            if self.output_reg:
+                value += self.output_reg * float(np.sum(p * p))
+                g_p = g_p + (2.0 * self.output_reg) * p
+            grad = np.concatenate([g_theta, g_p.ravel(), g_p0])
+        else:
+            grad = g_theta
+        return value, grad, {"risk": risk, "reg": reg, "yhat": yhat}
+
+    def evaluate(self, z: np.ndarray) -> dict:
+        """Objective, risk, control norm, predictions and accuracy at ``z``."""
+        value, grad, info = self._evaluate(z)
+        theta = self.split(z)[0]
+        return {
+            "objective": value,
+            "risk": info["risk"],
+            "control_norm": math.sqrt(self.model.control_norm2(theta)),
+            "grad_norm": float(np.linalg.norm(grad)),
+            "predictions": info["yhat"],
+            "accuracy": accuracy(info["yhat"], self.y, self.task),
+        }
+
+    def predict(self, z: np.ndarray, x: np.ndarray) -> np.ndarray:
+        """Outputs ``P x(T)`` for new inputs, shape (n_samples, n_outputs)."""
+        theta, p, p0 = self.split(np.asarray(z, dtype=np.float64))
+        return predict(self.model, theta, p, p0, x)
+
+
+def predict(model, theta, p, p0, x) -> np.ndarray:
+    """Outputs ``P x(T)`` of ``model`` for inputs ``x``.
+
+    Returns
+    -------
+    ndarray, shape (n_samples, n_outputs)
+    """
+    states = model.flow(theta, x)
+    last = states[-1, :, : int(model.core.widths[-1])]
+    w = model.core.out_weight
+    p_eff = p if w is None else p * w
+    return last @ p_eff.T + p0

@@ -1,0 +1,472 @@
+"""From a validated configuration to a trained, saved run.
+
+The command-line interface calls :func:`train`; scripts can call it too, or compose
+:func:`build`, :func:`~spacetime.solve` and :func:`save` themselves.
+"""
+
+import logging
+import math
+import os
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+import grids
+
+from . import _io
+from ._config import dump, validate
+from ._data import load_dataset
+from ._errors import ConfigError, RunFileError
+from ._model import NeuralODE
+from ._problem import Problem, accuracy, predict
+from ._solve import History, Result, solve
+
+log = logging.getLogger(__name__)
+
+_FILE_KEYS = (
+    "path",
+    "labels_path",
+    "input_columns",
+    "label_column",
+    "inputs_key",
+    "labels_key",
+)
+_GENERATORS = ("spheres", "xor", "rings")
+
+
+def load_data(config: dict):
+    """The dataset a configuration names."""
+    d = config["data"]
+    kwargs = {
+        "task": d["task"],
+        "test_fraction": d["test_fraction"],
+        "seed": d["seed"],
+        "standardize": None if d["standardize"] == "auto" else d["standardize"],
+        "max_samples": d["max_samples"] or None,
+    }
+    if d["name"] == "file":
+        for k in _FILE_KEYS:
+            if d[k] not in ("", []):
+                kwargs[k] = d[k]
+    if d["name"] in _GENERATORS:
+        kwargs["n_samples"] = d["n_samples"] or None
+        kwargs["noise"] = d["noise"]
+    return load_dataset(d["name"], **kwargs)
+
+
+def build(config: dict, dataset=None):
+    """Dataset, model and problem described by a validated configuration."""
+    if dataset is None:
+        dataset = load_data(config)
+    m = config["model"]
+    width = m["width"] or dataset.n_features
+    model = NeuralODE(
+        dataset.n_features,
+        width,
+        grids.time_grid(m["T"], m["n_steps"]),
+        field=m["field"],
+        activation=m["activation"],
+        scheme=m["scheme"],
+        hidden=m["hidden"],
+        leaky_slope=m["leaky_slope"],
+    )
+    pr = config["problem"]
+    om = config["output_map"]
+    problem = Problem(
+        model,
+        dataset.x_train,
+        dataset.y_train,
+        loss=pr["loss"],
+        lam=pr["lam"],
+        task=dataset.task,
+        n_classes=dataset.n_classes or None,
+        train_output=om["trained"],
+        output_reg=om["reg"],
+        output_seed=om["seed"],
+        loss_p=pr["loss_p"],
+    )
+    return dataset, model, problem
+
+
+def available_memory() -> int:
+    """Bytes of memory available to this process (MemAvailable), or 0 if unknown."""
+    try:
+        with open("/proc/meminfo") as f:
+            for line in f:
+                if line.startswith("MemAvailable:"):
+                    return int(line.split()[1]) * 1024
+    except OSError:
+        pass
+    try:
+        return os.sysconf("SC_AVPHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
+    except (ValueError, OSError, AttributeError):
+        return 0
+
+
+def memory_needed(config: dict, n_train: int, n_test: int, n_features: int) -> int:
+    """Bytes a run will allocate at its peak, estimated from the sizes alone."""
+    m = config["model"]
+    width = m["width"] or n_features
+    h = m["hidden"] or width
+    n_steps = m["n_steps"]
+    per_layer = (
+        2 * width * h + h if m["field"] == "bottleneck" else width * width + width
+    )
+    n_params = n_steps * per_layer
+    n = n_train + n_test
+    stages = 4
+    groups = min(16, max(1, -(-n_train // 32)))
+    need = 8 * (
+        n * (n_features + width) * 3  # data, embedding, predictions
+        + n_params * (groups + 2 * 10 + 8)  # per-group gradients, L-BFGS memory
+        + 2 * (n_steps + 1) * 32 * width * (2 + stages)  # per-thread scratch
+    )
+    if config["save"]["trajectories"]:
+        need += 8 * (n_steps + 1) * n_train * width * 2  # states and their copy
+    return need
+
+
+def check_memory(config, n_train, n_test, n_features):
+    need = memory_needed(config, n_train, n_test, n_features)
+    avail = available_memory()
+    if avail and need > avail:
+        tips = "use fewer layers, a smaller width or fewer samples (data.max_samples)"
+        if config["save"]["trajectories"]:
+            tips = "set save.trajectories = false, or " + tips
+        raise ConfigError(
+            f"this run needs about {need / 2**30:.1f} GiB of memory but "
+            f"{avail / 2**30:.1f} GiB are available: {tips}"
+        )
+    return need
+
+
+def output_path(config: dict) -> Path:
+    m = config["model"]
+    try:
+        text = config["save"]["path"].format(
+            data=config["data"]["name"],
+            field=m["field"],
+            n_steps=m["n_steps"],
+            seed=config["seed"],
+        )
+    except (KeyError, IndexError, ValueError) as err:
+        raise ConfigError(
+            f"save.path {config['save']['path']!r} has an unknown placeholder {err}: "
+            "use {data}, {field}, {n_steps} or {seed}"
+        ) from None
+    return Path(text)
+
+
+@dataclass
+class TrainedRun:
+    """A finished (or stopped) training run and where it was saved."""
+
+    config: dict
+    dataset: object
+    result: Result
+    train: dict
+    test_accuracy: float
+    path: Path | None
+    wall_time: float
+
+    def summary(self) -> str:
+        r = self.result
+        model = r.problem.model
+        lines = [
+            f"status          {r.status} ({r.message})",
+            f"model           {model.field} field, {model.activation}, width "
+            f"{model.width}, {model.n_steps} {model.scheme} steps on [0, {model.T:g}]",
+            f"objective       {self.train['objective']:.6g}",
+            f"training loss   {self.train['risk']:.6g}",
+        ]
+        if not math.isnan(self.train["accuracy"]):
+            lines.append(f"train accuracy  {self.train['accuracy']:.4f}")
+        if not math.isnan(self.test_accuracy):
+            lines.append(f"test accuracy   {self.test_accuracy:.4f}")
+        lines += [
+            f"iterations      {r.n_iter}",
+            f"gradient evals  {r.n_fev}",
+            f"wall time       {self.wall_time:.1f} s",
+        ]
+        if self.path is not None:
+            lines.append(f"output          {self.path}")
+        return "\n".join(lines)
+
+
+def _set_threads(n):
+    import numba
+
+    if n:
+        numba.set_num_threads(min(n, numba.config.NUMBA_NUM_THREADS))
+
+
+def train(
+    config=None,
+    *,
+    config_text=None,
+    out=None,
+    overwrite=None,
+    max_time=None,
+    max_iter=None,
+    trajectories=None,
+    resume=None,
+    progress=False,
+    save=True,
+) -> TrainedRun:
+    """Train the model a configuration describes and write its run file.
+
+    Parameters
+    ----------
+    config : dict, optional
+        Nested dictionaries as in a TOML config; missing keys take their defaults.
+        Ignored when ``resume`` is given (the run file's own config is used).
+    out : path-like, optional
+        Output file; default ``save.path`` of the config, or the resumed file itself.
+    overwrite, max_time, max_iter, trajectories : optional
+        Override ``save.overwrite``, ``optimizer.max_time``, ``optimizer.max_iter``
+        and ``save.trajectories``.
+    resume : path-like, optional
+        A run file stopped early (time limit or interrupt): training continues from
+        its iterate, its history is extended, and ``optimizer.max_iter`` counts all
+        iterations of the run.
+    save : bool
+        Write the run file (the default).
+
+    Returns
+    -------
+    TrainedRun
+    """
+    start = time.perf_counter()
+    previous = None
+    if resume is not None:
+        previous = _io.read_run(resume)
+        if previous["status"] in ("converged", "max_iter"):
+            raise RunFileError(
+                f"run file '{resume}' is finished ({previous['status']}); there is "
+                "nothing to resume: start a new run with a larger optimizer.max_iter"
+            )
+        config = validate(previous["config"])
+        config_text = previous["config_text"]
+        if out is None:
+            out = resume
+            overwrite = True
+    else:
+        config = validate(config or {})
+        if config_text is None:
+            config_text = dump(config)
+    if overwrite is not None:
+        config["save"]["overwrite"] = bool(overwrite)
+    if max_time is not None:
+        config["optimizer"]["max_time"] = float(max_time)
+    if max_iter is not None:
+        config["optimizer"]["max_iter"] = int(max_iter)
+    if trajectories is not None:
+        config["save"]["trajectories"] = bool(trajectories)
+
+    path = None
+    if save:
+        path = Path(out) if out is not None else output_path(config)
+        _io.check_output_path(path, config["save"]["overwrite"])
+
+    _set_threads(config["threads"])
+    dataset = load_data(config)
+    check_memory(config, dataset.n_train, dataset.n_test, dataset.n_features)
+    dataset, model, problem = build(config, dataset)
+
+    z0, history = None, None
+    if previous is not None:
+        theta = model.pack(previous["controls"])
+        z0 = problem.join(theta, previous["p"], previous["p0"])
+        history = History.from_arrays(previous["history"])
+    opt = config["optimizer"]
+    budget = opt["max_iter"] - (history.iteration[-1] if history else 0)
+    log.info(
+        "training %s on %s: %d samples, %d parameters",
+        model.field,
+        dataset.name,
+        dataset.n_train,
+        problem.n_variables,
+    )
+    result = solve(
+        problem,
+        z0,
+        method=opt["method"],
+        max_iter=max(budget, 0),
+        gtol=opt["gtol"],
+        ftol=opt["ftol"],
+        max_time=opt["max_time"] or None,
+        seed=config["seed"],
+        init_scale=config["model"]["init_scale"],
+        history=history,
+        progress=progress,
+    )
+    train_eval = result.evaluate()
+    test_pred = (
+        result.predict(dataset.x_test)
+        if dataset.n_test
+        else np.zeros((0, problem.n_outputs))
+    )
+    test_acc = accuracy(test_pred, dataset.y_test, dataset.task)
+    run = TrainedRun(
+        config, dataset, result, train_eval, test_acc, path, time.perf_counter() - start
+    )
+    if save:
+        save_run(path, run, config_text, test_pred)
+    return run
+
+
+def save_run(path, run: TrainedRun, config_text: str, test_pred: np.ndarray):
+    """Write a trained run to ``path`` (atomically)."""
+    result, ds, config = run.result, run.dataset, run.config
+    problem, model = result.problem, result.problem.model
+    trajectories = None
+    if config["save"]["trajectories"]:
+        theta = result.theta
+        trajectories = model.flow(theta, ds.x_train)
+    ev = run.train
+    status = result.status
+    if status == "failed":
+        status = "stopped"
+    record = {
+        "status": status,
+        "config": config,
+        "config_text": config_text,
+        "provenance": _io.provenance(config["seed"]),
+        "model": model.describe(),
+        "problem": {
+            "loss": problem.loss,
+            "lam": problem.lam,
+            "loss_p": problem.loss_p,
+            "task": problem.task,
+            "n_classes": problem.n_classes,
+            "n_outputs": problem.n_outputs,
+            "train_output": problem.train_output,
+            "output_reg": problem.output_reg,
+        },
+        "time": model.time.nodes,
+        "controls": result.controls,
+        "p": result.p,
+        "p0": result.p0,
+        "optimizer": {
+            "method": result.method,
+            "status": result.status,
+            "message": result.message,
+            "n_iter": result.n_iter,
+            "n_fev": result.n_fev,
+            "wall_time": result.wall_time,
+        },
+        "history": result.history.arrays(),
+        "results": {
+            "objective": ev["objective"],
+            "risk": ev["risk"],
+            "control_norm": ev["control_norm"],
+            "grad_norm": ev["grad_norm"],
+            "train_accuracy": ev["accuracy"],
+            "test_accuracy": run.test_accuracy,
+            "wall_time": run.wall_time,
+        },
+        "data": {
+            "attrs": {
+                "name": ds.name,
+                "task": ds.task,
+                "n_train": ds.n_train,
+                "n_test": ds.n_test,
+                "n_features": ds.n_features,
+                "n_classes": ds.n_classes,
+            },
+            "shift": ds.shift,
+            "scale": ds.scale,
+            "class_values": [
+                v if isinstance(v, int | float | str) else str(v)
+                for v in ds.class_values
+            ],
+            "y_train": ds.y_train,
+            "y_test": ds.y_test,
+        },
+        "predictions": {"train": ev["predictions"], "test": test_pred},
+        "trajectories": trajectories,
+    }
+    _io.write_run(path, record)
+
+
+class Run:
+    """A run file read back: its settings, trained controls, history and results.
+
+    Attributes
+    ----------
+    model : NeuralODE
+        The model rebuilt from the file.
+    theta : ndarray, shape (n_params,)
+    p : ndarray, shape (n_outputs, width)
+    p0 : ndarray, shape (n_outputs,)
+    """
+
+    def __init__(self, path):
+        self.path = Path(path)
+        rec = _io.read_run(path)
+        self.record = rec
+        self.status = rec["status"]
+        self.config = validate(rec["config"])
+        self.config_text = rec["config_text"]
+        self.provenance = rec["provenance"]
+        self.history = rec["history"]
+        self.results = rec["results"]
+        self.optimizer = rec["optimizer"]
+        self.controls = rec["controls"]
+        self.p = rec["p"]
+        self.p0 = rec["p0"]
+        self.predictions = rec["predictions"]
+        self.trajectories = rec["trajectories"]
+        self.class_values = rec["data"]["class_values"]
+        self.shift = rec["data"]["shift"]
+        self.scale = rec["data"]["scale"]
+        d = rec["model"]
+        try:
+            self.model = NeuralODE(
+                int(d["n_inputs"]),
+                int(d["width"]),
+                grids.time_grid(nodes=rec["time"]),
+                field=d["field"],
+                activation=d["activation"],
+                scheme=d["scheme"],
+                hidden=int(d["hidden"]),
+                leaky_slope=float(d["leaky_slope"]),
+            )
+            self.theta = self.model.pack(self.controls)
+        except (ConfigError, KeyError, grids.GridError) as err:
+            raise RunFileError(
+                f"run file '{path}' describes a model that cannot be rebuilt ({err})"
+            ) from None
+
+    def predict(self, x, standardized=False) -> np.ndarray:
+        """Outputs ``P x(T)`` for new inputs.
+
+        Parameters
+        ----------
+        x : ndarray, shape (n_samples, n_features)
+            Raw inputs (standardised here with the training statistics stored in the
+            file), or already standardised ones with ``standardized=True``.
+
+        Returns
+        -------
+        ndarray, shape (n_samples, n_outputs)
+        """
+        x = np.asarray(x, dtype=np.float64)
+        if x.ndim == 1:
+            x = x[None, :]
+        if not standardized:
+            x = (x - self.shift) / self.scale
+        return predict(self.model, self.theta, self.p, self.p0, x)
+
+    def predict_class(self, x, standardized=False) -> np.ndarray:
+        """Predicted class labels (the original label values) for new inputs."""
+        yhat = self.predict(x, standardized)
+        idx = (yhat[:, 0] > 0).astype(int) if yhat.shape[1] == 1 else yhat.argmax(1)
+        return np.asarray(self.class_values, dtype=object)[idx]
+
+
+def load_run(path) -> Run:
+    """Read a run file and rebuild its trained model."""
+    return Run(path)
