@@ -43,6 +43,9 @@ class Core:
         Hidden width of each layer (the bottleneck's ``h``; equal to the width else).
     layer_off : ndarray, shape (n_steps,)
         Offset of each layer's parameters in the flat parameter vector.
+    stage_off : ndarray, shape (n_steps, n_stages)
+        Offset of the parameters each Runge–Kutta stage uses: ``layer_off[k]`` for
+        every stage (piecewise-constant controls), or one set per stage.
     dt : ndarray, shape (n_steps,)
         Time steps ``t_{k+1} - t_k``.
     scale : ndarray, shape (n_params,) or None
@@ -64,6 +67,7 @@ class Core:
     widths: np.ndarray
     hidden: np.ndarray
     layer_off: np.ndarray
+    stage_off: np.ndarray
     dt: np.ndarray
     n_params: int
     scale: np.ndarray | None
@@ -100,7 +104,7 @@ class Core:
 
     def layer_args(self):
         return (
-            self.layer_off,
+            self.stage_off,
             self.widths,
             self.hidden,
             self.dt,
@@ -131,6 +135,7 @@ def build_core(
     norm_weight=None,
     out_weight=None,
     transfers=None,
+    per_stage=False,
 ) -> Core:
     """Assemble a :class:`Core` from per-layer sizes.
 
@@ -143,20 +148,29 @@ def build_core(
         Default: every entry of layer ``k`` weighted by ``dt[k]``, which makes the
         control norm ``sum_k dt_k |u_k|^2``.
     transfers : sequence of (sparse matrix or None), length n_steps, optional
+    per_stage : bool
+        Give every Runge–Kutta stage its own parameter set (a diagnostic mode for
+        controls that vary within a step); the parameters of layer ``k``, stage ``s``
+        follow those of stage ``s - 1``.
     """
     widths = np.ascontiguousarray(widths, dtype=np.int64)
     hidden = np.ascontiguousarray(hidden, dtype=np.int64)
     dt = np.ascontiguousarray(dt, dtype=np.float64)
     n_steps = dt.shape[0]
-    counts = np.array(
+    per_set = np.array(
         [
             layer_param_count(field, int(widths[k]), int(hidden[k]))
             for k in range(n_steps)
         ],
         dtype=np.int64,
     )
+    n_sets = scheme.n_stages if per_stage else 1
+    counts = per_set * n_sets
     layer_off = np.zeros(n_steps, dtype=np.int64)
     layer_off[1:] = np.cumsum(counts)[:-1]
+    stage_off = np.repeat(layer_off[:, None], scheme.n_stages, axis=1)
+    if per_stage:
+        stage_off += per_set[:, None] * np.arange(scheme.n_stages)[None, :]
     n_params = int(counts.sum())
     if norm_weight is None:
         norm_weight = np.repeat(dt, counts)
@@ -188,6 +202,7 @@ def build_core(
         widths=widths,
         hidden=hidden,
         layer_off=layer_off,
+        stage_off=np.ascontiguousarray(stage_off),
         dt=dt,
         n_params=n_params,
         scale=None if scale is None else np.ascontiguousarray(scale, dtype=np.float64),

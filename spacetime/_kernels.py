@@ -16,8 +16,12 @@ grid run through the same code:
     outside     F(y) = act(W y + b)                W (n, n), b (n,)
     bottleneck  F(y) = W act(A y + b)              W (n, h), A (h, n), b (h,)
 
-Parameters of layer ``k`` are stored contiguously in one flat vector starting at
-``layer_off[k]``, in the order (W, b) or (W, A, b), each matrix row-major.
+The parameters used by stage ``s`` of layer ``k`` are stored contiguously in one flat
+vector starting at ``stage_off[k, s]``, in the order (W, b) or (W, A, b), each matrix
+row-major. Training uses piecewise-constant controls, one set per layer shared by its
+stages; a diagnostic mode gives each stage its own set (controls sampled at the stage
+times ``t_k + c_s dt_k``). The reverse pass adds each stage's gradient at its offset, so
+both modes share the code.
 
 Samples never interact, so the samples are split into a fixed number of groups that
 depends only on the problem size (never on the thread count). Each group carries
@@ -295,7 +299,7 @@ def _stages(
     act,
     alpha,
     theta,
-    layer_off,
+    stage_off,
     widths,
     hidden,
     dt,
@@ -313,8 +317,8 @@ def _stages(
     """
     n = widths[k]
     h = hidden[k]
-    off = layer_off[k]
     for s in range(n_stages):
+        off = stage_off[k, s]
         Y = Ys[s]
         for i in range(nb):
             for m in range(n):
@@ -334,7 +338,7 @@ def _step(
     act,
     alpha,
     theta,
-    layer_off,
+    stage_off,
     widths,
     hidden,
     dt,
@@ -363,7 +367,7 @@ def _step(
         act,
         alpha,
         theta,
-        layer_off,
+        stage_off,
         widths,
         hidden,
         dt,
@@ -404,7 +408,7 @@ def _step_reverse(
     act,
     alpha,
     theta,
-    layer_off,
+    stage_off,
     widths,
     hidden,
     dt,
@@ -435,7 +439,6 @@ def _step_reverse(
     """
     n = widths[k]
     h = hidden[k]
-    off = layer_off[k]
     n_stages = rk_b.shape[0]
 
     # adjoint of the transfer
@@ -465,7 +468,7 @@ def _step_reverse(
         act,
         alpha,
         theta,
-        layer_off,
+        stage_off,
         widths,
         hidden,
         dt,
@@ -498,6 +501,7 @@ def _step_reverse(
                     if a != 0.0:
                         acc += a * Yb[r, i, m]
                 Kb[i, m] = dt[k] * acc
+        off = stage_off[k, s]
         field_vjp(field, act, alpha, theta, off, n, h, Ys[s], nb, Kb, Yb[s], grad, Z, G)
         for i in range(nb):
             for m in range(n):
@@ -582,7 +586,7 @@ def _block_forward(
     act,
     alpha,
     theta,
-    layer_off,
+    stage_off,
     widths,
     hidden,
     dt,
@@ -610,7 +614,7 @@ def _block_forward(
             act,
             alpha,
             theta,
-            layer_off,
+            stage_off,
             widths,
             hidden,
             dt,
@@ -639,7 +643,7 @@ def forward(
     act,
     alpha,
     theta,
-    layer_off,
+    stage_off,
     widths,
     hidden,
     dt,
@@ -682,7 +686,7 @@ def forward(
                 act,
                 alpha,
                 theta,
-                layer_off,
+                stage_off,
                 widths,
                 hidden,
                 dt,
@@ -712,7 +716,7 @@ def value_and_grad(
     act,
     alpha,
     theta,
-    layer_off,
+    stage_off,
     widths,
     hidden,
     dt,
@@ -776,7 +780,7 @@ def value_and_grad(
                 act,
                 alpha,
                 theta,
-                layer_off,
+                stage_off,
                 widths,
                 hidden,
                 dt,
@@ -822,7 +826,7 @@ def value_and_grad(
                     act,
                     alpha,
                     theta,
-                    layer_off,
+                    stage_off,
                     widths,
                     hidden,
                     dt,
