@@ -9,14 +9,13 @@ Tensor grids take the Cartesian product of one-dimensional rules, in C order.
 from __future__ import annotations
 
 import math
-import operator
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from functools import cached_property
 
 import numpy as np
 
-from ._errors import GridError, unknown_name_error
+from ._errors import GridError, as_count, unknown_name_error
 
 __all__ = ["RULES", "Grid", "custom_grid", "grid", "tensor_grid"]
 
@@ -195,19 +194,9 @@ def _fmt(x: float) -> str:
     return repr(float(x))
 
 
-def as_width(value: object, what: str = "grid width") -> int:
+def as_width(value: object) -> int:
     """Convert ``value`` to a node count ``>= 1`` or raise :class:`GridError`."""
-    if isinstance(value, bool):
-        raise GridError(f"the {what} must be an integer, got {value!r}: pass n >= 1")
-    try:
-        count = operator.index(value)
-    except TypeError:
-        raise GridError(
-            f"the {what} must be an integer, got {value!r}: pass n >= 1"
-        ) from None
-    if count < 1:
-        raise GridError(f"the {what} must be at least 1 node, got {count}: pass n >= 1")
-    return count
+    return as_count(value, "the grid width", "pass n >= 1 nodes")
 
 
 def _as_interval(pair: object) -> tuple[float, float]:
@@ -261,8 +250,8 @@ def as_domain(domain: object, dim: int | None = None) -> Domain:
         intervals = tuple(_as_interval(v) for v in items)
     if dim is not None and len(intervals) != dim:
         raise GridError(
-            f"the domain {intervals!r} has {len(intervals)} axes but the grid has "
-            f"{dim}: pass one interval per axis"
+            f"the domain {intervals!r} is {len(intervals)}-D but the grid is "
+            f"{dim}-D: pass one interval per axis"
         )
     return intervals
 

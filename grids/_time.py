@@ -3,12 +3,11 @@
 from __future__ import annotations
 
 import math
-import operator
 from dataclasses import dataclass
 
 import numpy as np
 
-from ._errors import GridError
+from ._errors import GridError, as_count
 
 __all__ = ["TimeGrid", "time_grid"]
 
@@ -22,19 +21,6 @@ def _as_positive_float(value: object, what: str, hint: str) -> float:
     if not (math.isfinite(number) and number > 0.0):
         raise GridError(f"{what} must be positive and finite, got {number!r}: {hint}")
     return number
-
-
-def _as_count(value: object, what: str, hint: str) -> int:
-    """Convert ``value`` to an integer >= 1 or raise :class:`GridError`."""
-    if isinstance(value, bool):
-        raise GridError(f"{what} must be an integer, got {value!r}: {hint}")
-    try:
-        count = operator.index(value)
-    except TypeError:
-        raise GridError(f"{what} must be an integer, got {value!r}: {hint}") from None
-    if count < 1:
-        raise GridError(f"{what} must be at least 1, got {count}: {hint}")
-    return count
 
 
 def _check_time_nodes(nodes: np.ndarray) -> None:
@@ -214,7 +200,7 @@ def time_grid(
             "pass the missing argument"
         )
     final = _as_positive_float(T, "the final time T", "pass T > 0")
-    count = _as_count(n_steps, "the number of time steps", "pass n_steps >= 1")
+    count = as_count(n_steps, "the number of time steps", "pass n_steps >= 1")
     levels = final * (np.arange(count + 1, dtype=np.float64) / count)
     levels[-1] = final
     return TimeGrid(levels)

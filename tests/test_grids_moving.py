@@ -220,3 +220,10 @@ def test_identity_mapping_reproduces_the_reference_grid_exactly():
     mg = moving_grid(time_grid(1.0, 3), "clenshaw_curtis", 9, mapping=lambda t, x: x)
     assert mg[0].same_as(grid("clenshaw_curtis", 9))
     assert not any(mg.changes(k) for k in range(3))
+
+
+def test_schedule_given_as_array_and_integral_float_widths():
+    tg = time_grid(1.0, 4)
+    mg = moving_grid(tg, "midpoint", np.array([[0.0, 4.0], [0.5, 2.0]]))
+    assert mg.widths == (4, 4, 2, 2, 2)
+    assert moving_grid(tg, "midpoint", 3.0).widths == (3,) * 5
