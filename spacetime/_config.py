@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from ._core import DEFAULT_MEMORY_BUDGET_MIB
 from ._errors import ConfigError
 from ._registry import ACTIVATIONS, FIELDS, LOSSES, SCHEMES
 
@@ -98,6 +99,12 @@ SCHEMA: dict[str, dict[str, Key]] = {
         "T": Key(float, 2.0, "time horizon T", _positive),
         "n_steps": Key(int, 10, "number of time steps L (layers)", _at_least(1)),
         "scheme": Key(str, "euler", "time-stepping scheme", None, tuple(SCHEMES)),
+        "time_nodes": Key(
+            list,
+            [],
+            "time levels 0 = t_0 < ... < t_L; [] = uniform from T and n_steps, "
+            "else they override T and n_steps",
+        ),
         "init_scale": Key(
             float, 0.1, "std of initial controls times sqrt(fan-in)", _nonneg
         ),
@@ -122,6 +129,15 @@ SCHEMA: dict[str, dict[str, Key]] = {
         "gtol": Key(float, 1e-6, "gradient tolerance", _nonneg),
         "ftol": Key(float, 1e-12, "relative objective tolerance (L-BFGS-B)", _nonneg),
         "max_time": Key(float, 0.0, "wall-clock limit in seconds; 0 = none", _nonneg),
+    },
+    "numerics": {
+        "memory_budget_mib": Key(
+            float,
+            DEFAULT_MEMORY_BUDGET_MIB,
+            "MiB the reverse pass may keep for states; above it, it checkpoints "
+            "every ceil(sqrt(L)) levels and recomputes (same gradient)",
+            _nonneg,
+        ),
     },
     "save": {
         "path": Key(
@@ -249,6 +265,26 @@ def validate(raw: dict) -> dict:
         raise ConfigError(
             "data.name = 'file' needs data.path: the .csv, .npz, .npy or .h5 file"
         )
+    model = out["model"]
+    if model["time_nodes"]:
+        import grids
+
+        nodes = model["time_nodes"]
+        numbers = (isinstance(t, int | float) and type(t) is not bool for t in nodes)
+        if not all(numbers):
+            raise ConfigError(
+                "config key 'model.time_nodes' must be a list of numbers, got "
+                f"{nodes!r}"
+            )
+        try:
+            tg = grids.time_grid(nodes=nodes)
+        except grids.GridError as err:
+            raise ConfigError(
+                f"config key 'model.time_nodes' is invalid: {err}"
+            ) from None
+        model["time_nodes"] = [float(t) for t in tg.nodes]
+        model["T"] = tg.T
+        model["n_steps"] = tg.n_steps
     if out["problem"]["loss"] == "logistic" and data["task"] == "regression":
         raise ConfigError(
             "problem.loss = 'logistic' needs classes but data.task is 'regression': "

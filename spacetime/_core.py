@@ -6,6 +6,7 @@ parameter offsets, the time steps, the Runge–Kutta tableau, the transfers betw
 levels, and how the optimised parameters map to the kernels' effective parameters.
 """
 
+import math
 from dataclasses import dataclass
 
 import numpy as np
@@ -244,7 +245,55 @@ def flow(core: Core, theta: np.ndarray, x0: np.ndarray) -> np.ndarray:
     return states
 
 
-def risk_and_grad(core, theta, p, p0, x0, targets, loss_code, loss_param):
+DEFAULT_MEMORY_BUDGET_MIB = 512.0
+
+
+def reverse_memory(core: Core, n_samples: int, segment: int) -> int:
+    """Bytes the reverse pass keeps for the states, over all concurrent groups.
+
+    Each running sample group keeps, for one block of ``BLOCK`` samples,
+    ``ceil(L / segment)`` checkpoints and a buffer of ``segment + 1`` levels, each
+    ``max_width`` wide (``segment >= L`` keeps every level: ``L + 2`` in all).
+    """
+    import numba
+
+    n = core.n_steps
+    seg = min(max(int(segment), 1), n)
+    levels = -(-n // seg) + seg + 1
+    running = min(numba.get_num_threads(), core.n_groups(n_samples))
+    return 8 * levels * K.BLOCK * core.max_width * running
+
+
+def checkpoint_segment(core: Core, n_samples: int, memory_budget_mib=None) -> int:
+    """Layers per checkpoint segment of the reverse pass under a memory budget.
+
+    Returns ``L`` (keep every level, no recomputation) when that fits in
+    ``memory_budget_mib`` MiB, else ``ceil(sqrt(L))``, which minimises the stored
+    levels ``ceil(L / c) + c + 1`` over the segment length ``c`` and costs one extra
+    forward sweep. ``None`` means :data:`DEFAULT_MEMORY_BUDGET_MIB`.
+    """
+    budget = memory_budget_mib
+    if budget is None:
+        budget = DEFAULT_MEMORY_BUDGET_MIB
+    n = core.n_steps
+    if reverse_memory(core, n_samples, n) <= budget * 2**20:
+        return n
+    return max(1, math.isqrt(n - 1) + 1)
+
+
+def risk_and_grad(
+    core,
+    theta,
+    p,
+    p0,
+    x0,
+    targets,
+    loss_code,
+    loss_param,
+    *,
+    memory_budget_mib=None,
+    segment=None,
+):
     """Empirical risk, its gradient and the predictions.
 
     Parameters
@@ -254,6 +303,12 @@ def risk_and_grad(core, theta, p, p0, x0, targets, loss_code, loss_param):
     p0 : ndarray, shape (n_outputs,)
     x0 : ndarray, shape (n_samples, widths[0])
     targets : ndarray, shape (n_samples, n_target_columns)
+    memory_budget_mib : float, optional
+        Memory the reverse pass may use for stored states (MiB, over all threads);
+        above it the reverse pass keeps checkpoints and recomputes the levels in
+        between (:func:`checkpoint_segment`). The gradient is the same bit for bit.
+    segment : int, optional
+        Layers per checkpoint segment, overriding the budget (``>= L``: none).
 
     Returns
     -------
@@ -272,6 +327,8 @@ def risk_and_grad(core, theta, p, p0, x0, targets, loss_code, loss_param):
     gp_g = np.zeros((groups, m_out, n_last))
     gp0_g = np.zeros((groups, m_out))
     yhat = np.empty((n_samples, m_out))
+    if segment is None:
+        segment = checkpoint_segment(core, n_samples, memory_budget_mib)
     K.value_and_grad(
         x0,
         targets,
@@ -283,6 +340,7 @@ def risk_and_grad(core, theta, p, p0, x0, targets, loss_code, loss_param):
         loss_code,
         float(loss_param),
         groups,
+        int(segment),
         loss_g,
         grad_g,
         gp_g,

@@ -708,6 +708,74 @@ def forward(
             )
 
 
+@njit(cache=True)
+def _block_steps(
+    k0,
+    k1,
+    field,
+    act,
+    alpha,
+    theta,
+    stage_off,
+    widths,
+    hidden,
+    dt,
+    rk_a,
+    rk_b,
+    tr_has,
+    tr_row_off,
+    tr_nnz_off,
+    tr_indptr,
+    tr_indices,
+    tr_data,
+    S,
+    nb,
+    Ys,
+    Ks,
+    Z,
+    W,
+):
+    """Layers ``k0 <= k < k1`` on a block: ``S[k - k0 + 1] = step_k(S[k - k0])``.
+
+    ``S[0]`` holds level ``k0`` on entry; levels ``k0 + 1, ..., k1`` are written to
+    ``S[1], ..., S[k1 - k0]``.
+    """
+    for k in range(k0, k1):
+        _step(
+            k,
+            field,
+            act,
+            alpha,
+            theta,
+            stage_off,
+            widths,
+            hidden,
+            dt,
+            rk_a,
+            rk_b,
+            tr_has,
+            tr_row_off,
+            tr_nnz_off,
+            tr_indptr,
+            tr_indices,
+            tr_data,
+            S[k - k0, 0:nb],
+            nb,
+            S[k - k0 + 1, 0:nb],
+            Ys,
+            Ks,
+            Z,
+            W,
+        )
+
+
+@njit(cache=True)
+def _copy_rows(src, dst, nb, n):
+    for i in range(nb):
+        for m in range(n):
+            dst[i, m] = src[i, m]
+
+
 @njit(parallel=True, cache=True)
 def value_and_grad(
     x0,
@@ -733,6 +801,7 @@ def value_and_grad(
     loss,
     lparam,
     n_groups,
+    segment,
     loss_g,
     grad_g,
     gp_g,
@@ -745,6 +814,16 @@ def value_and_grad(
     of the risk to ``loss_g[g]`` and of the gradients to ``grad_g[g]`` (effective layer
     parameters), ``gp_g[g]`` and ``gp0_g[g]`` (output map). Predictions go to
     ``yhat_out``, shape (n_samples, n_outputs).
+
+    The levels are cut into segments of ``segment`` layers (``1 <= segment``; a
+    value ``>= n_layers`` keeps every level). The forward sweep of a block keeps only
+    the first level of each segment (a checkpoint) and the levels of the last
+    segment; the reverse sweep recomputes the levels of every other segment from its
+    checkpoint into one segment buffer just before it back-propagates through that
+    segment. Per group this stores ``ceil(L / segment) + segment + 1`` levels of one
+    block instead of ``L + 1``, at the price of at most one extra forward sweep. The
+    recomputation repeats the forward sweep's floating-point operations exactly, so
+    the gradient does not depend on ``segment``, bit for bit.
     """
     n_samples = x0.shape[0]
     n_layers = dt.shape[0]
@@ -754,9 +833,12 @@ def value_and_grad(
     m_out = p.shape[0]
     n_last = widths[n_layers]
     inv_n = 1.0 / n_samples
+    seg = min(max(segment, 1), n_layers)
+    n_seg = (n_layers + seg - 1) // seg
     for g in prange(n_groups):
         lo, hi = group_bounds(n_samples, n_groups, g)
-        S = np.empty((n_layers + 1, BLOCK, wmax))
+        C = np.empty((n_seg, BLOCK, wmax))
+        S = np.empty((seg + 1, BLOCK, wmax))
         Ys = np.empty((n_stages, BLOCK, wmax))
         Ks = np.empty((n_stages, BLOCK, wmax))
         Yb = np.empty((n_stages, BLOCK, wmax))
@@ -775,53 +857,17 @@ def value_and_grad(
             for i in range(nb):
                 for m in range(widths[0]):
                     S[0, i, m] = x0[r0 + i, m]
-            _block_forward(
-                field,
-                act,
-                alpha,
-                theta,
-                stage_off,
-                widths,
-                hidden,
-                dt,
-                rk_a,
-                rk_b,
-                tr_has,
-                tr_row_off,
-                tr_nnz_off,
-                tr_indptr,
-                tr_indices,
-                tr_data,
-                S,
-                0,
-                nb,
-                Ys,
-                Ks,
-                Z,
-                W,
-            )
 
-            # risk at the final level and the adjoint seed
-            XL = S[n_layers]
-            for i in range(nb):
-                _output(p, p0, XL, i, yhat)
-                loss_sum += loss_and_slope(loss, lparam, yhat, targets[r0 + i], slope)
-                for r in range(m_out):
-                    yhat_out[r0 + i, r] = yhat[r]
-                    sr = slope[r] * inv_n
-                    gp0_g[g, r] += sr
-                    for c in range(n_last):
-                        gp_g[g, r, c] += sr * XL[i, c]
-                for c in range(n_last):
-                    acc = 0.0
-                    for r in range(m_out):
-                        acc += p[r, c] * slope[r]
-                    Xa[i, c] = acc * inv_n
-
-            # reverse sweep; Xa and Xc alternate as the adjoint of the next level
-            for k in range(n_layers - 1, -1, -1):
-                _step_reverse(
-                    k,
+            # forward sweep, segment by segment, keeping each segment's first level
+            for j in range(n_seg):
+                k0 = j * seg
+                k1 = min(n_layers, k0 + seg)
+                if j > 0:
+                    _copy_rows(S[seg], S[0], nb, widths[k0])
+                _copy_rows(S[0], C[j], nb, widths[k0])
+                _block_steps(
+                    k0,
+                    k1,
                     field,
                     act,
                     alpha,
@@ -838,18 +884,95 @@ def value_and_grad(
                     tr_indptr,
                     tr_indices,
                     tr_data,
-                    S[k],
+                    S,
                     nb,
-                    Xa,
-                    Xc,
-                    grad,
                     Ys,
                     Ks,
-                    Yb,
-                    Kb,
                     Z,
-                    G,
                     W,
                 )
-                Xa, Xc = Xc, Xa
+
+            # risk at the final level and the adjoint seed
+            XL = S[n_layers - (n_seg - 1) * seg]
+            for i in range(nb):
+                _output(p, p0, XL, i, yhat)
+                loss_sum += loss_and_slope(loss, lparam, yhat, targets[r0 + i], slope)
+                for r in range(m_out):
+                    yhat_out[r0 + i, r] = yhat[r]
+                    sr = slope[r] * inv_n
+                    gp0_g[g, r] += sr
+                    for c in range(n_last):
+                        gp_g[g, r, c] += sr * XL[i, c]
+                for c in range(n_last):
+                    acc = 0.0
+                    for r in range(m_out):
+                        acc += p[r, c] * slope[r]
+                    Xa[i, c] = acc * inv_n
+
+            # reverse sweep; Xa and Xc alternate as the adjoint of the next level.
+            # The last segment's levels are still in S; the others are recomputed.
+            for j in range(n_seg - 1, -1, -1):
+                k0 = j * seg
+                k1 = min(n_layers, k0 + seg)
+                if j < n_seg - 1:
+                    _copy_rows(C[j], S[0], nb, widths[k0])
+                    _block_steps(
+                        k0,
+                        k1 - 1,
+                        field,
+                        act,
+                        alpha,
+                        theta,
+                        stage_off,
+                        widths,
+                        hidden,
+                        dt,
+                        rk_a,
+                        rk_b,
+                        tr_has,
+                        tr_row_off,
+                        tr_nnz_off,
+                        tr_indptr,
+                        tr_indices,
+                        tr_data,
+                        S,
+                        nb,
+                        Ys,
+                        Ks,
+                        Z,
+                        W,
+                    )
+                for k in range(k1 - 1, k0 - 1, -1):
+                    _step_reverse(
+                        k,
+                        field,
+                        act,
+                        alpha,
+                        theta,
+                        stage_off,
+                        widths,
+                        hidden,
+                        dt,
+                        rk_a,
+                        rk_b,
+                        tr_has,
+                        tr_row_off,
+                        tr_nnz_off,
+                        tr_indptr,
+                        tr_indices,
+                        tr_data,
+                        S[k - k0],
+                        nb,
+                        Xa,
+                        Xc,
+                        grad,
+                        Ys,
+                        Ks,
+                        Yb,
+                        Kb,
+                        Z,
+                        G,
+                        W,
+                    )
+                    Xa, Xc = Xc, Xa
         loss_g[g] = loss_sum

@@ -89,6 +89,9 @@ class Problem:
         Weight of ``|p|^2`` (Frobenius) in the objective when the map is trained.
     loss_p : float
         Exponent ``p >= 1`` of the lp loss.
+    memory_budget_mib : float, optional
+        Memory (MiB) the reverse pass may keep for states before it switches to
+        checkpointing; default 512. The gradient does not depend on it.
 
     Notes
     -----
@@ -118,8 +121,14 @@ class Problem:
         output_reg=0.0,
         output_seed=0,
         loss_p=2.0,
+        memory_budget_mib=None,
     ):
         self.model = model
+        if memory_budget_mib is not None and not memory_budget_mib >= 0:
+            raise ConfigError(
+                f"memory_budget_mib must be >= 0 (or None), got {memory_budget_mib!r}"
+            )
+        self.memory_budget_mib = memory_budget_mib
         self.loss = lookup(LOSSES, loss, "loss").name
         if not (isinstance(lam, int | float) and math.isfinite(lam) and lam >= 0):
             raise ConfigError(f"lam must be a number >= 0, got {lam!r}")
@@ -217,7 +226,15 @@ class Problem:
         theta, p, p0 = self.split(z)
         core = self.model.core
         risk, g_theta, g_p, g_p0, yhat = risk_and_grad(
-            core, theta, p, p0, self.x0, self.targets, self._loss_code, self.loss_p
+            core,
+            theta,
+            p,
+            p0,
+            self.x0,
+            self.targets,
+            self._loss_code,
+            self.loss_p,
+            memory_budget_mib=self.memory_budget_mib,
         )
         self.n_evaluations += 1
         reg = self.lam * float(np.dot(core.norm_weight, theta * theta))

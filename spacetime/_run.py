@@ -62,10 +62,14 @@ def build(config: dict, dataset=None):
         dataset = load_data(config)
     m = config["model"]
     width = m["width"] or dataset.n_features
+    if m["time_nodes"]:
+        time_levels = grids.time_grid(nodes=m["time_nodes"])
+    else:
+        time_levels = grids.time_grid(m["T"], m["n_steps"])
     model = NeuralODE(
         dataset.n_features,
         width,
-        grids.time_grid(m["T"], m["n_steps"]),
+        time_levels,
         field=m["field"],
         activation=m["activation"],
         scheme=m["scheme"],
@@ -86,6 +90,7 @@ def build(config: dict, dataset=None):
         output_reg=om["reg"],
         output_seed=om["seed"],
         loss_p=pr["loss_p"],
+        memory_budget_mib=config["numerics"]["memory_budget_mib"],
     )
     return dataset, model, problem
 
