@@ -49,7 +49,9 @@ _METHODS = ("L-BFGS-B", "BFGS", "CG", "TNC", "SLSQP", "trust-constr")
 
 SCHEMA: dict[str, dict[str, Key]] = {
     "": {
-        "seed": Key(int, 0, "seed of the initial controls and of a drawn output map"),
+        "seed": Key(
+            int, 0, "seed of the initial controls and of a drawn output map", _nonneg
+        ),
         "threads": Key(int, 0, "threads of the kernels; 0 uses every core", _nonneg),
     },
     "data": {
@@ -82,9 +84,18 @@ SCHEMA: dict[str, dict[str, Key]] = {
             "standardise inputs by training mean and std; 'auto' = real data only",
         ),
         "max_samples": Key(int, 0, "keep a seeded random subset; 0 = all", _nonneg),
-        "seed": Key(int, 0, "seed of the split, the subset and the generators"),
+        "seed": Key(
+            int, 0, "seed of the split, the subset and the generators", _nonneg
+        ),
     },
     "model": {
+        "kind": Key(
+            str,
+            "neural_ode",
+            "finite-width neural ODE, or space-time network (see [spacetime])",
+            None,
+            ("neural_ode", "spacetime"),
+        ),
         "field": Key(str, "inside", "vector field f(x, u)", None, tuple(FIELDS)),
         "activation": Key(str, "tanh", "activation sigma", None, tuple(ACTIVATIONS)),
         "leaky_slope": Key(float, 0.01, "slope of leaky_relu for z < 0", _nonneg),
@@ -109,9 +120,38 @@ SCHEMA: dict[str, dict[str, Key]] = {
             float, 0.1, "std of initial controls times sqrt(fan-in)", _nonneg
         ),
     },
+    "spacetime": {
+        "rule": Key(
+            str,
+            "midpoint",
+            "quadrature rule of the grids",
+            None,
+            ("midpoint", "trapezoid", "gauss_legendre", "clenshaw_curtis"),
+        ),
+        "widths": Key(
+            list,
+            [],
+            "grid schedule [[t_start, n], ...] (1-D) or [[t_start, n0, n1], ...] "
+            "(images), from t_start = 0; [] = the input grid at every level",
+        ),
+        "domain": Key(
+            list, [], "the box Ω, e.g. [[0, 1], [0, 1]]; [] = unit interval or square"
+        ),
+        "transfer": Key(
+            str,
+            "linear",
+            "transfer between consecutive grids",
+            None,
+            ("linear", "lagrange", "l2"),
+        ),
+        "transfer_order": Key(int, 3, "degree of the lagrange transfer", _at_least(1)),
+        "l2_coordinates": Key(
+            bool, False, "optimise in coordinates whose Euclidean norm is the L2 norm"
+        ),
+    },
     "output_map": {
         "trained": Key(bool, True, "train P x = p x + p0 with the controls"),
-        "seed": Key(int, 0, "seed of the drawn p (the start when trained)"),
+        "seed": Key(int, 0, "seed of the drawn p (the start when trained)", _nonneg),
         "reg": Key(
             float, 0.0, "weight of |p|^2 in the objective when trained", _nonneg
         ),
@@ -142,13 +182,51 @@ SCHEMA: dict[str, dict[str, Key]] = {
     "save": {
         "path": Key(
             str,
-            "runs/{data}-{field}-L{n_steps}.h5",
-            "output HDF5 file; {data}, {field}, {n_steps}, {seed} expand",
+            "runs/{data}-{kind}-{field}-L{n_steps}.h5",
+            "output HDF5 file; {data}, {kind}, {field}, {n_steps}, {seed} expand",
         ),
         "trajectories": Key(bool, True, "store the states at every level"),
         "overwrite": Key(bool, False, "replace an existing finished run"),
     },
 }
+
+
+# What `spacetime run` trains when no config is given: a space-time network on the
+# handwritten digits seen as functions on the unit square, on a grid that coarsens
+# with depth (8x8 pixel centres, then 6x6, then 4x4 midpoint grids, four layers
+# each), optimised in L2-scaled coordinates.
+DEFAULT_EXPERIMENT = """\
+# spacetime's default experiment: a space-time network on the digits images whose
+# grid coarsens with depth; every key not given here takes its default.
+[data]
+name = "digits"
+test_fraction = 0.2
+
+[model]
+kind = "spacetime"
+field = "inside"
+activation = "tanh"
+T = 3.0
+n_steps = 12
+
+[spacetime]
+rule = "midpoint"
+widths = [[0.0, 8, 8], [1.0, 6, 6], [2.0, 4, 4]]
+transfer = "linear"
+l2_coordinates = true
+
+[problem]
+loss = "cross_entropy"
+lam = 1e-3
+
+[optimizer]
+max_iter = 150
+"""
+
+
+def default_experiment() -> tuple[dict, str]:
+    """The configuration `spacetime run` uses without a config file, and its text."""
+    return validate(tomllib.loads(DEFAULT_EXPERIMENT)), DEFAULT_EXPERIMENT
 
 
 def defaults() -> dict:
@@ -193,8 +271,10 @@ def _check_value(where: str, key: Key, value):
             ok = True
             break
     if not ok:
+        example = f"{where.rpartition('.')[2]} = {_toml_value(key.default)}"
         raise ConfigError(
-            f"config key '{where}' must be {_type_name(key.type)}, got {value!r}"
+            f"config key '{where}' must be {_type_name(key.type)}, got {value!r}: "
+            f"write it like {example}"
         )
     if key.choices and value not in key.choices:
         close = difflib.get_close_matches(str(value), key.choices, n=1)
@@ -246,7 +326,11 @@ def validate(raw: dict) -> dict:
             out[name] = _check_value(name, SCHEMA[""][name], value)
         elif name in SCHEMA:
             if not isinstance(value, dict):
-                raise ConfigError(f"config section [{name}] must be a table of keys")
+                raise ConfigError(
+                    f"config section '{name}' must be a table of keys, got "
+                    f"{value!r}: write [{name}] on a line of its own and its keys "
+                    "below it"
+                )
             for key, v in value.items():
                 if key not in SCHEMA[name]:
                     raise _unknown(f"{name}.", key, SCHEMA[name])
@@ -285,6 +369,24 @@ def validate(raw: dict) -> dict:
         model["time_nodes"] = [float(t) for t in tg.nodes]
         model["T"] = tg.T
         model["n_steps"] = tg.n_steps
+    if model["kind"] == "spacetime":
+        for key in ("width", "hidden"):
+            if model[key]:
+                raise ConfigError(
+                    f"model.{key} is for model.kind = 'neural_ode'; a space-time "
+                    "network takes its widths from spacetime.widths"
+                )
+        for entry in out["spacetime"]["widths"]:
+            ok = isinstance(entry, list) and len(entry) in (2, 3)
+            ok = ok and all(
+                isinstance(v, int | float) and not isinstance(v, bool) for v in entry
+            )
+            ok = ok and all(isinstance(v, int) and v >= 1 for v in entry[1:])
+            if not ok:
+                raise ConfigError(
+                    f"spacetime.widths entry {entry!r} must be [t_start, n] or "
+                    "[t_start, n0, n1] with whole numbers n >= 1"
+                )
     if out["problem"]["loss"] == "logistic" and data["task"] == "regression":
         raise ConfigError(
             "problem.loss = 'logistic' needs classes but data.task is 'regression': "
@@ -311,13 +413,27 @@ def load_config(path) -> tuple[dict, str]:
             "'spacetime config > my.toml' for a template"
         ) from None
     except IsADirectoryError:
-        raise ConfigError(f"config path '{path}' is a directory, not a file") from None
-    except (OSError, UnicodeDecodeError) as err:
-        raise ConfigError(f"cannot read config file '{path}': {err}") from None
+        raise ConfigError(
+            f"config path '{path}' is a folder, not a file: give the path of a "
+            "TOML file"
+        ) from None
+    except UnicodeDecodeError as err:
+        raise ConfigError(
+            f"config file '{path}' is not UTF-8 text (byte {err.start} cannot be "
+            "decoded): save it as UTF-8"
+        ) from None
+    except OSError as err:
+        raise ConfigError(
+            f"cannot read config file '{path}' ({err.strerror}): check the path "
+            "and its permissions"
+        ) from None
     try:
         raw = tomllib.loads(text)
     except tomllib.TOMLDecodeError as err:
-        raise ConfigError(f"config file '{path}' is not valid TOML: {err}") from None
+        raise ConfigError(
+            f"config file '{path}' is not valid TOML ({err}): fix that line, or "
+            "start from 'spacetime config'"
+        ) from None
     return validate(raw), text
 
 

@@ -215,15 +215,30 @@ def _write(f, run):
     put(g, "dt", np.diff(run["time"]), ("layer",))
 
     g = f.create_group("controls")
-    for name, arr in run["controls"].items():
-        dims = ("layer", "row", "col") if arr.ndim == 3 else ("layer", "row")
-        if name == "b" and run["model"].get("field") == "bottleneck":
-            dims = ("layer", "hidden")
-        elif name == "w" and run["model"].get("field") == "bottleneck":
-            dims = ("layer", "row", "hidden")
-        elif name == "a":
-            dims = ("layer", "hidden", "col")
-        put(g, name, arr, dims)
+    if isinstance(run["controls"], list):
+        # variable widths: one group per layer, kernels of shape (n_k, n_k)
+        for k, layer in enumerate(run["controls"]):
+            lg = g.create_group(layer_name(k))
+            for name, arr in layer.items():
+                dims = ("node", "node_in") if arr.ndim == 2 else ("node",)
+                put(lg, name, arr, dims)
+        grid = f.create_group("grids")
+        for k, (nodes, weights) in enumerate(run["grids"]):
+            lg = grid.create_group(level_name(k))
+            put(lg, "nodes", nodes, ("node", "axis"))
+            put(lg, "weights", weights, ("node",))
+        put(grid, "width", np.array([len(w) for _, w in run["grids"]]), ("level",))
+    else:
+        field = run["model"].get("field")
+        for name, arr in run["controls"].items():
+            dims = ("layer", "row", "col") if arr.ndim == 3 else ("layer", "row")
+            if field == "bottleneck":
+                dims = {
+                    "w": ("layer", "row", "hidden"),
+                    "a": ("layer", "hidden", "col"),
+                    "b": ("layer", "hidden"),
+                }[name]
+            put(g, name, arr, dims)
 
     g = f.create_group("output_map")
     put(g, "p", run["p"], ("output", "component"))
@@ -253,15 +268,28 @@ def _write(f, run):
     for part in ("train", "test"):
         put(g, part, run["predictions"][part], (f"{part}_sample", "output"))
 
-    if run.get("trajectories") is not None:
+    traj = run.get("trajectories")
+    if isinstance(traj, list):
+        g = f.create_group("trajectories")
+        for k, level in enumerate(traj):
+            put(g.create_group(level_name(k)), "train", level, ("train_sample", "node"))
+    elif traj is not None:
         g = f.create_group("trajectories")
         put(
             g,
             "train",
-            run["trajectories"],
+            traj,
             ("level", "train_sample", "component"),
             {"level": run["time"]},
         )
+
+
+def layer_name(k: int) -> str:
+    return f"layer_{k:05d}"
+
+
+def level_name(k: int) -> str:
+    return f"level_{k:05d}"
 
 
 # ---------------------------------------------------------------------------
@@ -279,6 +307,40 @@ def _read_attrs(obj) -> dict:
     return out
 
 
+def _read_controls(g):
+    if "layer_00000" in g:
+        return [
+            {
+                k: g[layer_name(i)][k][()]
+                for k in ("w", "a", "b")
+                if k in g[layer_name(i)]
+            }
+            for i in range(sum(1 for name in g if name.startswith("layer_")))
+        ]
+    return {k: g[k][()] for k in ("w", "a", "b") if k in g}
+
+
+def _read_grids(f):
+    if "grids" not in f:
+        return None
+    g = f["grids"]
+    n = sum(1 for name in g if name.startswith("level_"))
+    return [
+        (g[level_name(k)]["nodes"][()], g[level_name(k)]["weights"][()])
+        for k in range(n)
+    ]
+
+
+def _read_trajectories(f):
+    if "trajectories" not in f:
+        return None
+    g = f["trajectories"]
+    if "train" in g and isinstance(g["train"], h5py.Dataset):
+        return g["train"][()]
+    n = sum(1 for name in g if name.startswith("level_"))
+    return [g[level_name(k)]["train"][()] for k in range(n)]
+
+
 def read_run(path) -> dict:
     """Read a run file into plain Python and NumPy values.
 
@@ -289,11 +351,15 @@ def read_run(path) -> dict:
         an unknown format version.
     """
     path = Path(path)
+    if path.is_dir():
+        raise RunFileError(
+            f"'{path}' is a folder, not a run file: give the path of an .h5 run file"
+        )
     if not path.is_file():
         raise RunFileError(f"run file '{path}' does not exist: check the path")
     try:
         f = h5py.File(path, "r")
-    except OSError:
+    except (OSError, RuntimeError, ValueError):
         raise RunFileError(
             f"'{path}' is not a readable HDF5 file (truncated or corrupt): "
             "use another copy, or run the case again"
@@ -303,7 +369,8 @@ def read_run(path) -> dict:
             top = _read_attrs(f)
             if top.get("format") != FORMAT:
                 raise RunFileError(
-                    f"'{path}' is an HDF5 file but not a spacetime run file"
+                    f"'{path}' is an HDF5 file but not a spacetime run file: give "
+                    "a file written by 'spacetime run'"
                 )
             version = top.get("format_version")
             if version != FORMAT_VERSION:
@@ -320,11 +387,8 @@ def read_run(path) -> dict:
                 "model": _read_attrs(f["model"]),
                 "problem": _read_attrs(f["problem"]),
                 "time": f["time/t"][()],
-                "controls": {
-                    k: f["controls"][k][()]
-                    for k in ("w", "a", "b")
-                    if k in f["controls"]
-                },
+                "controls": _read_controls(f["controls"]),
+                "grids": _read_grids(f),
                 "p": f["output_map/p"][()],
                 "p0": f["output_map/p0"][()],
                 "optimizer": _read_attrs(f["optimizer"]),
@@ -348,13 +412,12 @@ def read_run(path) -> dict:
                     "train": f["predictions/train"][()],
                     "test": f["predictions/test"][()],
                 },
-                "trajectories": (
-                    f["trajectories/train"][()] if "trajectories" in f else None
-                ),
+                "trajectories": _read_trajectories(f),
             }
     except RunFileError:
         raise
-    except (KeyError, OSError, ValueError) as err:
+    except (KeyError, OSError, ValueError, RuntimeError, TypeError) as err:
+        # damaged HDF5 metadata surfaces as any of these from h5py
         raise RunFileError(
             f"run file '{path}' is incomplete or damaged ({err}): use another copy, "
             "or run the case again"

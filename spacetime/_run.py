@@ -10,6 +10,7 @@ import os
 import time
 from dataclasses import dataclass
 from pathlib import Path
+from types import SimpleNamespace
 
 import numpy as np
 
@@ -22,6 +23,7 @@ from ._errors import ConfigError, RunFileError
 from ._model import NeuralODE
 from ._problem import Problem, accuracy, predict
 from ._solve import History, Result, solve
+from ._spacetime import SpaceTimeNetwork, input_grid
 
 log = logging.getLogger(__name__)
 
@@ -56,26 +58,67 @@ def load_data(config: dict):
     return load_dataset(d["name"], **kwargs)
 
 
+def time_grid(config: dict) -> grids.TimeGrid:
+    """The time levels a configuration describes."""
+    m = config["model"]
+    if m.get("time_nodes"):
+        return grids.time_grid(nodes=m["time_nodes"])
+    return grids.time_grid(m["T"], m["n_steps"])
+
+
+def build_model(config: dict, dataset):
+    """The network a validated configuration describes, for a dataset's inputs."""
+    m = config["model"]
+    common = {
+        "field": m["field"],
+        "activation": m["activation"],
+        "scheme": m["scheme"],
+        "leaky_slope": m["leaky_slope"],
+    }
+    tg = time_grid(config)
+    if m["kind"] == "neural_ode":
+        width = m["width"] or dataset.n_features
+        return NeuralODE(dataset.n_features, width, tg, hidden=m["hidden"], **common)
+    s = config["spacetime"]
+    inputs = input_grid(dataset.n_features, dataset.image_shape, _domain(s["domain"]))
+    widths = _schedule(s["widths"], inputs)
+    moving = grids.moving_grid(tg, s["rule"], widths, domain=inputs.domain)
+    return SpaceTimeNetwork(
+        moving,
+        inputs,
+        transfer=s["transfer"],
+        transfer_order=s["transfer_order"],
+        l2_coordinates=s["l2_coordinates"],
+        **common,
+    )
+
+
+def _domain(domain):
+    return [tuple(d) for d in domain] if domain else None
+
+
+def _schedule(widths, inputs):
+    """``spacetime.widths`` as the schedule ``grids.moving_grid`` takes."""
+    if not widths:
+        return inputs.shape if inputs.dim == 2 else inputs.n_nodes
+    out = []
+    for entry in widths:
+        start, *size = entry
+        if len(size) != inputs.dim:
+            raise ConfigError(
+                f"spacetime.widths entry {entry!r} must be [t_start, n] for 1-D "
+                f"inputs or [t_start, n0, n1] for images; the inputs are "
+                f"{inputs.dim}-D"
+            )
+        out.append((float(start), tuple(size) if inputs.dim == 2 else size[0]))
+    return out
+
+
 def build(config: dict, dataset=None):
     """Dataset, model and problem described by a validated configuration."""
     if dataset is None:
         dataset = load_data(config)
-    m = config["model"]
-    width = m["width"] or dataset.n_features
-    if m["time_nodes"]:
-        time_levels = grids.time_grid(nodes=m["time_nodes"])
-    else:
-        time_levels = grids.time_grid(m["T"], m["n_steps"])
-    model = NeuralODE(
-        dataset.n_features,
-        width,
-        time_levels,
-        field=m["field"],
-        activation=m["activation"],
-        scheme=m["scheme"],
-        hidden=m["hidden"],
-        leaky_slope=m["leaky_slope"],
-    )
+    model = build_model(config, dataset)
     pr = config["problem"]
     om = config["output_map"]
     problem = Problem(
@@ -141,8 +184,8 @@ def check_memory(config, n_train, n_test, n_features):
         if config["save"]["trajectories"]:
             tips = "set save.trajectories = false, or " + tips
         raise ConfigError(
-            f"this run needs about {need / 2**30:.1f} GiB of memory but "
-            f"{avail / 2**30:.1f} GiB are available: {tips}"
+            f"this run needs about {need / 2**30:.3g} GiB of memory but "
+            f"{avail / 2**30:.3g} GiB are available: {tips}"
         )
     return need
 
@@ -152,6 +195,7 @@ def output_path(config: dict) -> Path:
     try:
         text = config["save"]["path"].format(
             data=config["data"]["name"],
+            kind=m["kind"],
             field=m["field"],
             n_steps=m["n_steps"],
             seed=config["seed"],
@@ -159,7 +203,7 @@ def output_path(config: dict) -> Path:
     except (KeyError, IndexError, ValueError) as err:
         raise ConfigError(
             f"save.path {config['save']['path']!r} has an unknown placeholder {err}: "
-            "use {data}, {field}, {n_steps} or {seed}"
+            "use {data}, {kind}, {field}, {n_steps} or {seed}"
         ) from None
     return Path(text)
 
@@ -181,8 +225,9 @@ class TrainedRun:
         model = r.problem.model
         lines = [
             f"status          {r.status} ({r.message})",
-            f"model           {model.field} field, {model.activation}, width "
-            f"{model.width}, {model.n_steps} {model.scheme} steps on [0, {model.T:g}]",
+            f"model           {_kind(model)} {model.field} field, {model.activation}, "
+            f"width {model.width}, {model.n_steps} {model.scheme} steps on "
+            f"[0, {model.T:g}]",
             f"objective       {self.train['objective']:.6g}",
             f"training loss   {self.train['risk']:.6g}",
         ]
@@ -195,9 +240,27 @@ class TrainedRun:
             f"gradient evals  {r.n_fev}",
             f"wall time       {self.wall_time:.1f} s",
         ]
+        moving = getattr(model, "moving", None)
+        if moving is not None:
+            shapes = ["x".join(map(str, shape)) for shape in moving.shapes[:-1]]
+            lines.insert(2, f"widths per layer {_runs(shapes)}")
         if self.path is not None:
             lines.append(f"output          {self.path}")
         return "\n".join(lines)
+
+
+def _kind(model) -> str:
+    return "space-time" if isinstance(model, SpaceTimeNetwork) else "neural ODE"
+
+
+def _runs(values) -> str:
+    """``8x8 (4 layers), 6x6 (4 layers)`` style summary of a width sequence."""
+    parts, start = [], 0
+    for i in range(1, len(values) + 1):
+        if i == len(values) or values[i] != values[start]:
+            parts.append(f"{values[start]} ({i - start} layers)")
+            start = i
+    return ", ".join(parts)
 
 
 def _set_threads(n):
@@ -269,6 +332,7 @@ def train(
         config["optimizer"]["max_iter"] = int(max_iter)
     if trajectories is not None:
         config["save"]["trajectories"] = bool(trajectories)
+    config = validate(config)  # the overrides obey the same ranges as the file
 
     path = None
     if save:
@@ -276,6 +340,12 @@ def train(
         _io.check_output_path(path, config["save"]["overwrite"])
 
     _set_threads(config["threads"])
+    d = config["data"]
+    if d["name"] in _GENERATORS and d["n_samples"]:
+        # generated data are as large as the config says: check before drawing them
+        n = min(d["n_samples"], d["max_samples"] or d["n_samples"])
+        n_test = int(n * d["test_fraction"])
+        check_memory(config, n - n_test, n_test, 2)
     dataset = load_data(config)
     check_memory(config, dataset.n_train, dataset.n_test, dataset.n_features)
     dataset, model, problem = build(config, dataset)
@@ -327,9 +397,12 @@ def save_run(path, run: TrainedRun, config_text: str, test_pred: np.ndarray):
     result, ds, config = run.result, run.dataset, run.config
     problem, model = result.problem, result.problem.model
     trajectories = None
+    spacetime_model = isinstance(model, SpaceTimeNetwork)
     if config["save"]["trajectories"]:
-        theta = result.theta
-        trajectories = model.flow(theta, ds.x_train)
+        if spacetime_model:
+            trajectories = model.states(result.theta, ds.x_train)
+        else:
+            trajectories = model.flow(result.theta, ds.x_train)
     ev = run.train
     status = result.status
     if status == "failed":
@@ -352,6 +425,9 @@ def save_run(path, run: TrainedRun, config_text: str, test_pred: np.ndarray):
         },
         "time": model.time.nodes,
         "controls": result.controls,
+        "grids": (
+            [(g.nodes, g.weights) for g in model.moving] if spacetime_model else None
+        ),
         "p": result.p,
         "p0": result.p0,
         "optimizer": {
@@ -380,6 +456,7 @@ def save_run(path, run: TrainedRun, config_text: str, test_pred: np.ndarray):
                 "n_test": ds.n_test,
                 "n_features": ds.n_features,
                 "n_classes": ds.n_classes,
+                "image_shape": list(ds.image_shape) if ds.image_shape else [],
             },
             "shift": ds.shift,
             "scale": ds.scale,
@@ -427,20 +504,23 @@ class Run:
         self.class_values = rec["data"]["class_values"]
         self.shift = rec["data"]["shift"]
         self.scale = rec["data"]["scale"]
-        d = rec["model"]
+        data = rec["data"]["attrs"]
+        shape = tuple(int(v) for v in np.atleast_1d(data.get("image_shape", [])))
+        inputs = SimpleNamespace(
+            n_features=int(data["n_features"]), image_shape=shape or None
+        )
         try:
-            self.model = NeuralODE(
-                int(d["n_inputs"]),
-                int(d["width"]),
-                grids.time_grid(nodes=rec["time"]),
-                field=d["field"],
-                activation=d["activation"],
-                scheme=d["scheme"],
-                hidden=int(d["hidden"]),
-                leaky_slope=float(d["leaky_slope"]),
-            )
+            self.model = build_model(self.config, inputs)
+            if not np.array_equal(self.model.time.nodes, rec["time"]):
+                raise ConfigError("its time levels differ from its config's")
             self.theta = self.model.pack(self.controls)
-        except (ConfigError, KeyError, grids.GridError) as err:
+        except (
+            ConfigError,
+            KeyError,
+            TypeError,
+            ValueError,
+            grids.GridError,
+        ) as err:
             raise RunFileError(
                 f"run file '{path}' describes a model that cannot be rebuilt ({err})"
             ) from None

@@ -15,8 +15,37 @@ EXIT_DIVERGED = 3
 EXIT_INTERRUPTED = 130
 
 
+class _Parser(argparse.ArgumentParser):
+    """An argument parser whose usage errors are one line on stderr, exit 2."""
+
+    def error(self, message):
+        self.exit(
+            EXIT_BAD_INPUT,
+            f"{self.prog}: error: {message}; see '{self.prog} --help'\n",
+        )
+
+
+def _number(kind, low, strict=False):
+    """An argparse type: a finite ``kind`` (int or float) >= low (> low if strict)."""
+
+    def convert(text):
+        try:
+            value = kind(text)
+        except ValueError:
+            noun = "an integer" if kind is int else "a number"
+            raise argparse.ArgumentTypeError(f"{text!r} is not {noun}") from None
+        if not math.isfinite(value):
+            raise argparse.ArgumentTypeError(f"must be a finite number, got {text}")
+        if value < low or (strict and value == low):
+            sign = ">" if strict else ">="
+            raise argparse.ArgumentTypeError(f"must be {sign} {low}, got {text}")
+        return value
+
+    return convert
+
+
 def _parser() -> argparse.ArgumentParser:
-    top = argparse.ArgumentParser(
+    top = _Parser(
         prog="spacetime",
         description=(
             "Train neural ODEs x' = f(x, u(t)) on [0, T] as optimal-control problems: "
@@ -32,10 +61,11 @@ def _parser() -> argparse.ArgumentParser:
         help="train the model a TOML config describes and write one HDF5 run file",
         description=(
             "Train the model a TOML config describes and write one HDF5 run file. "
-            "With no CONFIG, train the built-in default: an inside-field neural ODE "
-            "on the bundled handwritten digits. Ctrl-C (once) or --max-time stop "
-            "the optimiser cleanly and save the current iterate marked as "
-            "interrupted; --resume continues such a run."
+            "With no CONFIG, train the built-in default experiment: a space-time "
+            "network on the bundled handwritten digits whose grid coarsens with "
+            "depth (see 'spacetime config --default-experiment'). Ctrl-C (once) "
+            "or --max-time stop the optimiser cleanly and save the current iterate "
+            "marked as interrupted; --resume continues such a run."
         ),
     )
     run.add_argument(
@@ -57,13 +87,13 @@ def _parser() -> argparse.ArgumentParser:
     )
     run.add_argument(
         "--max-time",
-        type=float,
+        type=_number(float, 0),
         metavar="SECONDS",
         help="stop the optimiser after this wall time and save",
     )
     run.add_argument(
         "--max-iter",
-        type=int,
+        type=_number(int, 0),
         metavar="N",
         help="maximum optimiser iterations (overrides the config)",
     )
@@ -80,7 +110,7 @@ def _parser() -> argparse.ArgumentParser:
     )
     run.add_argument(
         "--threads",
-        type=int,
+        type=_number(int, 0),
         metavar="N",
         help="threads for the kernels (default: config 'threads', 0 = all cores)",
     )
@@ -93,6 +123,11 @@ def _parser() -> argparse.ArgumentParser:
     )
     cfg.add_argument(
         "--comments", action="store_true", help="describe each key in a comment"
+    )
+    cfg.add_argument(
+        "--default-experiment",
+        action="store_true",
+        help="print instead the config 'spacetime run' uses when given none",
     )
 
     chk = sub.add_parser(
@@ -108,24 +143,26 @@ def _parser() -> argparse.ArgumentParser:
     chk.add_argument("config", nargs="?", metavar="CONFIG")
     chk.add_argument(
         "--directions",
-        type=int,
+        type=_number(int, 1),
         default=8,
         metavar="N",
         help="number of random directions (default 8)",
     )
     chk.add_argument(
-        "--step", type=float, default=1e-4, help="finite-difference step (default 1e-4)"
+        "--step",
+        type=_number(float, 0, strict=True),
+        default=1e-4, help="finite-difference step (default 1e-4)"
     )
-    chk.add_argument("--seed", type=int, default=0, help="seed of point and directions")
+    chk.add_argument("--seed", type=_number(int, 0), default=0, help="seed of point and directions")
     chk.add_argument(
         "--tol",
-        type=float,
+        type=_number(float, 0),
         default=1e-6,
         help="largest acceptable relative error (default 1e-6)",
     )
     chk.add_argument(
         "--max-samples",
-        type=int,
+        type=_number(int, 0),
         default=200,
         metavar="N",
         help="use at most N training samples (default 200; 0 = all)",
@@ -138,6 +175,86 @@ def _parser() -> argparse.ArgumentParser:
         description="Print the status, settings and headline numbers of a run file.",
     )
     info.add_argument("file", metavar="FILE")
+
+    from ._plot import RUN_FIGURES
+
+    plot = sub.add_parser(
+        "plot",
+        help="draw the figures of a run file",
+        description=(
+            "Draw the figures of a run file into <out>/<stem>-<figure>.<format>: "
+            + ", ".join(RUN_FIGURES)
+            + " (the decision regions need two input features)."
+        ),
+    )
+    plot.add_argument("file", metavar="FILE")
+    plot.add_argument(
+        "--what",
+        nargs="+",
+        choices=list(RUN_FIGURES),
+        metavar="NAME",
+        help="figures to draw (default: all the file can have): "
+        + ", ".join(RUN_FIGURES),
+    )
+    plot.add_argument(
+        "--out", metavar="DIR", help="folder of the images (default: the file's)"
+    )
+    plot.add_argument("--format", choices=("png", "pdf"), default="png")
+    plot.add_argument(
+        "--layers",
+        nargs="+",
+        type=int,
+        metavar="K",
+        help="decision regions after K layers, 0 .. L; negative counts from L "
+        "(default: 0, L/2, L)",
+    )
+    plot.add_argument("--dpi", type=int, default=90, help="PNG resolution")
+
+    rep = sub.add_parser(
+        "report",
+        help="write a Markdown report of a run file with its figures",
+        description=(
+            "Write <out>/<stem>.md: the headline numbers, the configuration, the "
+            "provenance and the figures (PNG files next to it, linked relatively)."
+        ),
+    )
+    rep.add_argument("file", metavar="FILE")
+    rep.add_argument(
+        "--out", metavar="DIR", help="folder of the report (default: the file's)"
+    )
+    swp = sub.add_parser(
+        "sweep",
+        help="train every case of a grid of configs, in parallel and resumable",
+        description=(
+            "Train every case of the grid in the config's [sweep] table, one HDF5 "
+            "file per case, with an index (index.h5, summary.csv) in the sweep "
+            "folder. Runs again skip complete cases and resume stopped ones. "
+            "Ctrl-C stops cleanly (exit 130); exit 1 if some case failed."
+        ),
+    )
+    swp.add_argument(
+        "config", metavar="CONFIG", help="TOML run config with a [sweep] table"
+    )
+    swp.add_argument(
+        "--workers",
+        type=int,
+        metavar="N",
+        help="local worker processes (default: the number of cores)",
+    )
+    swp.add_argument(
+        "--scheduler",
+        metavar="ADDRESS",
+        help="run on this Dask cluster instead, e.g. tcp://127.0.0.1:8786",
+    )
+    swp.add_argument(
+        "--out", metavar="DIR", help="sweep folder (default: sweep.out of the config)"
+    )
+    swp.add_argument(
+        "--dry-run",
+        action="store_true",
+        help="list the cases and what a run would do with each; run nothing",
+    )
+    _add_verbosity(swp)
     return top
 
 
@@ -154,10 +271,9 @@ def _config_from(path):
     from ._config import load_config
 
     if path is None:
-        from ._config import defaults, dump
+        from ._config import default_experiment
 
-        cfg = defaults()
-        return cfg, dump(cfg)
+        return default_experiment()
     return load_config(path)
 
 
@@ -197,19 +313,29 @@ def _cmd_run(args) -> int:
             f"time limit reached: resume with 'spacetime run --resume {run.path}'",
             file=sys.stderr,
         )
+    if run.result.status == "failed":
+        print(
+            f"note: the optimiser stopped before converging ({run.result.message}); "
+            "the last iterate was saved: try a smaller model.init_scale or T, or "
+            "another optimizer.method",
+            file=sys.stderr,
+        )
     return 0
 
 
 def _cmd_config(args) -> int:
-    from ._config import defaults, dump
+    from ._config import DEFAULT_EXPERIMENT, defaults, dump
 
-    sys.stdout.write(dump(defaults(), comments=args.comments))
+    if args.default_experiment:
+        sys.stdout.write(DEFAULT_EXPERIMENT)
+    else:
+        sys.stdout.write(dump(defaults(), comments=args.comments))
     return 0
 
 
 def _cmd_check_gradient(args) -> int:
     from ._gradcheck import check_gradient
-    from ._run import build
+    from ._run import build, check_memory, load_data
 
     config, _ = _config_from(args.config)
     if args.max_samples:
@@ -217,7 +343,9 @@ def _cmd_check_gradient(args) -> int:
         config["data"]["max_samples"] = min(
             current or args.max_samples, args.max_samples
         )
-    _, _, problem = build(config)
+    dataset = load_data(config)
+    check_memory(config, dataset.n_train, dataset.n_test, dataset.n_features)
+    _, _, problem = build(config, dataset)
     check = check_gradient(
         problem, n_directions=args.directions, step=args.step, seed=args.seed
     )
@@ -257,6 +385,60 @@ def _cmd_info(args) -> int:
     return 0
 
 
+def _cmd_plot(args) -> int:
+    from ._plot import save_figures
+
+    paths = save_figures(
+        args.file,
+        args.out,
+        args.what,
+        fmt=args.format,
+        layers=args.layers,
+        dpi=args.dpi,
+    )
+    for path in paths:
+        print(path)
+    return 0
+
+
+def _cmd_report(args) -> int:
+    from ._report import write_report
+
+    print(write_report(args.file, args.out))
+    return 0
+
+
+def _cmd_sweep(args) -> int:
+    from ._sweep import plan_sweep, run_sweep
+
+    if args.workers is not None and args.workers < 1:
+        raise SpacetimeError(f"--workers must be at least 1, got {args.workers}")
+    if args.workers is not None and args.scheduler:
+        raise SpacetimeError(
+            "give --workers or --scheduler, not both: a Dask cluster has its own "
+            "workers"
+        )
+    if args.dry_run:
+        print(plan_sweep(args.config, out=args.out).describe())
+        return 0
+    result = run_sweep(
+        args.config,
+        workers=args.workers,
+        progress=not args.quiet,
+        out=args.out,
+        scheduler=args.scheduler,
+    )
+    if not args.quiet:
+        print(result.summary())
+    if result.interrupted:
+        print(
+            f"interrupted: run 'spacetime sweep {args.config}' again to resume",
+            file=sys.stderr,
+        )
+        return EXIT_INTERRUPTED
+    return 0 if result.complete else 1
+
+
 def main(argv=None) -> int:
     args = _parser().parse_args(argv)
     level = logging.INFO if getattr(args, "verbose", False) else logging.WARNING
@@ -266,6 +448,9 @@ def main(argv=None) -> int:
         "config": _cmd_config,
         "check-gradient": _cmd_check_gradient,
         "info": _cmd_info,
+        "plot": _cmd_plot,
+        "report": _cmd_report,
+        "sweep": _cmd_sweep,
     }
     try:
         return commands[args.command](args)
@@ -274,6 +459,13 @@ def main(argv=None) -> int:
         return EXIT_DIVERGED
     except (SpacetimeError, grids.GridError) as err:
         print(f"spacetime: error: {err}", file=sys.stderr)
+        return EXIT_BAD_INPUT
+    except MemoryError:
+        print(
+            "spacetime: error: out of memory: use fewer layers, a smaller width or "
+            "fewer samples (data.max_samples); nothing was written",
+            file=sys.stderr,
+        )
         return EXIT_BAD_INPUT
     except KeyboardInterrupt:
         print("spacetime: interrupted; nothing was written", file=sys.stderr)
