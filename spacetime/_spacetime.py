@@ -260,7 +260,8 @@ class SpaceTimeNetwork:
                     fun = w if name == "w" else a
                     if fun is None:
                         raise ConfigError(
-                            "the bottleneck field needs the inner kernel a(t, zeta, eta)"
+                            "the bottleneck field needs the inner kernel "
+                            "a(t, zeta, eta)"
                         )
                     v = fun(t, xi[:, None, :], xi[None, :, :])
                 v = np.broadcast_to(np.asarray(v, dtype=np.float64), shape)
