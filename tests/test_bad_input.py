@@ -1,0 +1,532 @@
+"""Every bad input of ``spacetime run`` and ``spacetime info`` fails cleanly.
+
+Clean means: exit status 2 (3 for a diverging run), exactly one line on stderr that
+starts with ``spacetime`` and says what is wrong and what to do, no traceback, and
+nothing written: the working folder (where a default output path would land) and the
+output folder hold exactly what they held before.
+"""
+
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import h5py
+import numpy as np
+import pytest
+
+import spacetime
+import spacetime._data
+import spacetime._run
+from spacetime._run import load_data, memory_needed
+from spacetime.cli import main
+
+TINY = """
+[data]
+name = "spheres"
+n_samples = 60
+test_fraction = 0.25
+
+[model]
+width = 3
+n_steps = 4
+
+[optimizer]
+max_iter = 20
+"""
+
+SPACETIME = Path(sys.executable).with_name("spacetime")
+
+
+def _with(section_line: str, extra: str, base: str = TINY) -> str:
+    """``base`` with ``extra`` lines added right after ``section_line``."""
+    assert section_line in base
+    return base.replace(section_line, f"{section_line}\n{extra}", 1)
+
+
+def _snapshot(root: Path) -> dict:
+    """Every file and folder under ``root`` with its size and modification time."""
+    out = {}
+    for p in sorted(root.rglob("*")):
+        st = p.lstat()
+        out[str(p.relative_to(root))] = (p.is_dir(), st.st_size, st.st_mtime_ns)
+    return out
+
+
+@pytest.fixture
+def work(tmp_path, monkeypatch):
+    """A working folder with an empty ``out/``; the current folder during the test."""
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "out").mkdir()
+    return tmp_path
+
+
+def _write(work: Path, text: str, name="run.toml") -> str:
+    path = work / name
+    path.write_text(text)
+    return str(path)
+
+
+def _fails_cleanly(capsys, work, args, status=2) -> str:
+    """Run the CLI; check status, one stderr line, nothing written; return the line."""
+    before = _snapshot(work)
+    code = main(args)
+    captured = capsys.readouterr()
+    assert code == status, captured.err
+    assert "Traceback" not in captured.err
+    lines = captured.err.strip().splitlines()
+    assert len(lines) == 1, captured.err
+    assert lines[0].startswith("spacetime")
+    assert _snapshot(work) == before
+    return lines[0]
+
+
+@pytest.fixture(scope="module")
+def finished_run(tmp_path_factory):
+    """A small trained run file (status max_iter or converged), built once."""
+    folder = tmp_path_factory.mktemp("finished")
+    cfg = folder / "run.toml"
+    cfg.write_text(TINY)
+    path = folder / "run.h5"
+    assert main(["run", str(cfg), "--out", str(path), "-q"]) == 0
+    return path
+
+
+# ---------------------------------------------------------------------------
+# The configuration file
+
+
+def test_missing_config_file_is_named(capsys, work):
+    line = _fails_cleanly(capsys, work, ["run", "nowhere.toml", "--out", "out/r.h5"])
+    assert "'nowhere.toml' does not exist" in line
+    assert "spacetime config" in line
+
+
+def test_config_path_that_is_a_folder_is_refused(capsys, work):
+    (work / "folder.toml").mkdir()
+    line = _fails_cleanly(capsys, work, ["run", "folder.toml", "--out", "out/r.h5"])
+    assert "is a folder, not a file" in line
+
+
+def test_invalid_toml_is_refused_with_its_position(capsys, work):
+    cfg = _write(work, "[model\nwidth = 3\n")
+    line = _fails_cleanly(capsys, work, ["run", cfg, "--out", "out/r.h5"])
+    assert "is not valid TOML" in line
+    assert "line 1" in line
+
+
+def test_config_that_is_not_utf8_is_refused(capsys, work):
+    path = work / "latin1.toml"
+    path.write_bytes('[data]\nname = "sph\xe8res"\n'.encode("latin-1"))
+    line = _fails_cleanly(capsys, work, ["run", str(path), "--out", "out/r.h5"])
+    assert "not UTF-8" in line
+    assert "save it as UTF-8" in line
+
+
+@pytest.mark.parametrize(
+    ("extra", "where", "named", "suggested"),
+    [
+        ("lamda = 0.1", "[optimizer]", "'optimizer.lamda'", None),
+        ("[problem]\nlamda = 0.1", "max_iter = 20", "'problem.lamda'", "'lam'"),
+        ("[modle]\nwidth = 3", "max_iter = 20", "'modle'", "'model'"),
+        ("n_step = 3", "[model]", "'model.n_step'", "'n_steps'"),
+        ("test_fractoin = 0.1", "[data]", "'data.test_fractoin'", "'test_fraction'"),
+    ],
+)
+def test_unknown_key_is_named_with_the_closest_valid_one(
+    capsys, work, extra, where, named, suggested
+):
+    cfg = _write(work, _with(where, extra))
+    line = _fails_cleanly(capsys, work, ["run", cfg, "--out", "out/r.h5"])
+    assert f"unknown config key {named}" in line
+    if suggested:
+        assert f"did you mean {suggested}?" in line
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        (_with("[model]", 'T = "one"'), "'model.T' must be a number, got 'one'"),
+        (
+            TINY.replace("n_steps = 4", "n_steps = 2.5"),
+            "'model.n_steps' must be an integer, got 2.5",
+        ),
+        (
+            TINY.replace("max_iter = 20", 'max_iter = "20"'),
+            "'optimizer.max_iter' must be an integer, got '20'",
+        ),
+        (TINY + "[save]\ntrajectories = 1\n", "'save.trajectories' must be true/false"),
+        ('model = 3\n[data]\nname = "xor"\n', "section 'model' must be a table"),
+    ],
+)
+def test_wrong_type_is_named_with_what_to_write(capsys, work, text, expected):
+    cfg = _write(work, text)
+    line = _fails_cleanly(capsys, work, ["run", cfg, "--out", "out/r.h5"])
+    assert expected in line
+    assert re.search(r"write it like|write \[model\]", line)
+
+
+@pytest.mark.parametrize(
+    ("old", "new", "expected"),
+    [
+        ("n_steps = 4", "n_steps = 4\nT = 0.0", "'model.T' must be > 0, got 0.0"),
+        ("n_steps = 4", "n_steps = 4\nT = -2", "'model.T' must be > 0, got -2.0"),
+        ("n_steps = 4", "n_steps = 4\nT = inf", "'model.T' must be > 0, got inf"),
+        ("n_steps = 4", "n_steps = 0", "'model.n_steps' must be >= 1, got 0"),
+        ("n_steps = 4", "n_steps = -3", "'model.n_steps' must be >= 1, got -3"),
+        (
+            "max_iter = 20",
+            "max_iter = 20\n[problem]\nlam = -0.5",
+            "'problem.lam' must be >= 0, got -0.5",
+        ),
+        (
+            "max_iter = 20",
+            "max_iter = 20\n[problem]\nlam = nan",
+            "'problem.lam' must be >= 0, got nan",
+        ),
+        ("test_fraction = 0.25", "test_fraction = 1.0", "must be in [0, 1)"),
+        ("n_samples = 60", "n_samples = 60\nseed = -1", "'data.seed' must be >= 0"),
+    ],
+)
+def test_value_out_of_range_is_refused(capsys, work, old, new, expected):
+    cfg = _write(work, TINY.replace(old, new, 1))
+    line = _fails_cleanly(capsys, work, ["run", cfg, "--out", "out/r.h5"])
+    assert expected in line
+
+
+@pytest.mark.parametrize(
+    ("key", "bad", "suggested"),
+    [
+        ("model.activation", "tahn", "tanh"),
+        ("model.activation", "leakyrelu", "leaky_relu"),
+        ("problem.loss", "crossentropy", "cross_entropy"),
+        ("problem.loss", "logistc", "logistic"),
+        ("model.field", "outsde", "outside"),
+        ("model.scheme", "rk44", "rk4"),
+        ("model.scheme", "eular", "euler"),
+        ("data.name", "digit", "digits"),
+        ("data.name", "breast-cancer", "breast_cancer"),
+    ],
+)
+def test_unknown_choice_is_refused_with_a_suggestion(capsys, work, key, bad, suggested):
+    section, name = key.split(".")
+    text = TINY if section != "problem" else TINY + "[problem]\n"
+    text = text.replace('name = "spheres"\n', "") if key == "data.name" else text
+    cfg = _write(work, _with(f"[{section}]", f'{name} = "{bad}"', text))
+    line = _fails_cleanly(capsys, work, ["run", cfg, "--out", "out/r.h5"])
+    assert f"'{key}' has unknown value '{bad}'" in line
+    assert f"did you mean '{suggested}'?" in line
+    assert "choose one of" in line
+
+
+# ---------------------------------------------------------------------------
+# Data
+
+
+def _file_config(path: Path) -> str:
+    return TINY.replace(
+        'name = "spheres"\nn_samples = 60', f'name = "file"\npath = "{path}"'
+    )
+
+
+@pytest.mark.parametrize("bad", ["nan", "inf", "-inf", ""])
+def test_csv_with_non_finite_inputs_is_refused(capsys, work, bad):
+    rows = ["a,b,label"] + [f"{i % 3},{i % 5},{i % 2}" for i in range(20)]
+    rows[7] = f"1,{bad},0"
+    data = work / "data.csv"
+    data.write_text("\n".join(rows) + "\n")
+    cfg = _write(work, _file_config(data))
+    line = _fails_cleanly(capsys, work, ["run", cfg, "--out", "out/r.h5"])
+    assert "data.csv" in line
+    assert "NaN or inf" in line
+    assert "line 8" in line
+
+
+def test_npz_with_fewer_labels_than_inputs_is_refused(capsys, work):
+    data = work / "data.npz"
+    rng = np.random.default_rng(0)
+    np.savez(data, x=rng.standard_normal((30, 2)), y=np.arange(29) % 2)
+    cfg = _write(work, _file_config(data))
+    line = _fails_cleanly(capsys, work, ["run", cfg, "--out", "out/r.h5"])
+    assert "30 input rows but 29 labels" in line
+
+
+def test_missing_data_file_is_named(capsys, work):
+    cfg = _write(work, _file_config(work / "absent.csv"))
+    line = _fails_cleanly(capsys, work, ["run", cfg, "--out", "out/r.h5"])
+    assert "absent.csv" in line
+    assert "does not exist" in line
+
+
+# ---------------------------------------------------------------------------
+# Sizes that do not fit in memory
+
+
+def _no_allocation(monkeypatch):
+    """Make building a time grid, a model or generated data fail the test."""
+
+    def forbidden(*args, **kwargs):
+        raise AssertionError("allocated before the memory check")
+
+    monkeypatch.setattr(spacetime._run.grids, "time_grid", forbidden)
+    monkeypatch.setattr(spacetime._run, "NeuralODE", forbidden)
+    for name in list(spacetime._data._GENERATORS):
+        monkeypatch.setitem(spacetime._data._GENERATORS, name, forbidden)
+
+
+def test_huge_model_is_refused_before_allocating_with_the_estimate(
+    capsys, work, monkeypatch
+):
+    text = """
+[model]
+width = 20000
+n_steps = 100000
+"""
+    cfg = _write(work, text)
+    config = spacetime.validate({"model": {"width": 20000, "n_steps": 100000}})
+    data = load_data(config)  # the bundled digits: small, read before the check
+    need = memory_needed(config, data.n_train, data.n_test, data.n_features)
+    _no_allocation(monkeypatch)
+    line = _fails_cleanly(capsys, work, ["run", cfg, "--out", "out/r.h5"])
+    match = re.search(r"needs about ([0-9.e+]+) GiB of memory", line)
+    assert match, line
+    assert float(match.group(1)) == pytest.approx(need / 2**30, rel=5e-3)
+    assert "save.trajectories = false" in line
+
+
+def test_largest_toml_integers_do_not_overflow_the_memory_check(
+    capsys, work, monkeypatch
+):
+    big = 2**63 - 1  # the largest integer TOML holds
+    cfg = _write(work, f"[model]\nwidth = {big}\nn_steps = {big}\n")
+    _no_allocation(monkeypatch)
+    line = _fails_cleanly(capsys, work, ["run", cfg, "--out", "out/r.h5"])
+    assert "GiB of memory" in line
+
+
+def test_huge_generated_dataset_is_refused_before_it_is_drawn(
+    capsys, work, monkeypatch
+):
+    cfg = _write(work, TINY.replace("n_samples = 60", "n_samples = 1000000000000"))
+    _no_allocation(monkeypatch)
+    line = _fails_cleanly(capsys, work, ["run", cfg, "--out", "out/r.h5"])
+    assert "GiB of memory" in line
+    assert "fewer samples" in line
+
+
+# ---------------------------------------------------------------------------
+# Output paths
+
+
+def test_output_under_a_regular_file_is_refused(capsys, work):
+    (work / "plain").write_text("not a folder")
+    cfg = _write(work, TINY)
+    line = _fails_cleanly(capsys, work, ["run", cfg, "--out", "plain/sub/r.h5"])
+    assert "'plain' is a file, not a folder" in line
+
+
+def test_output_that_is_an_existing_folder_is_refused(capsys, work):
+    cfg = _write(work, TINY)
+    line = _fails_cleanly(capsys, work, ["run", cfg, "--out", "out"])
+    assert "'out' is a folder: give a file name" in line
+
+
+def test_default_output_under_a_regular_file_is_refused(capsys, work):
+    (work / "runs").write_text("a file where the default folder would be")
+    cfg = _write(work, TINY)
+    line = _fails_cleanly(capsys, work, ["run", cfg])
+    assert "'runs' is a file, not a folder" in line
+
+
+def test_existing_run_is_kept_without_overwrite(capsys, work, finished_run):
+    target = work / "out" / "r.h5"
+    target.write_bytes(finished_run.read_bytes())
+    cfg = _write(work, TINY)
+    line = _fails_cleanly(capsys, work, ["run", cfg, "--out", str(target)])
+    assert "exists already" in line
+    assert "--overwrite" in line
+    assert target.read_bytes() == finished_run.read_bytes()
+
+
+def test_resuming_a_finished_run_is_refused(capsys, work, finished_run):
+    target = work / "out" / "r.h5"
+    target.write_bytes(finished_run.read_bytes())
+    line = _fails_cleanly(capsys, work, ["run", "--resume", str(target)])
+    status = spacetime.load_run(target).status
+    assert f"is finished ({status})" in line
+    assert "nothing to resume" in line
+
+
+def test_config_together_with_resume_is_refused(capsys, work, finished_run):
+    cfg = _write(work, TINY)
+    line = _fails_cleanly(
+        capsys, work, ["run", cfg, "--resume", str(finished_run), "--out", "out/r.h5"]
+    )
+    assert "either a CONFIG or --resume FILE, not both" in line
+
+
+@pytest.mark.parametrize(
+    ("option", "value", "expected"),
+    [
+        ("--max-iter", "-1", "argument --max-iter: must be >= 0, got -1"),
+        ("--max-iter", "ten", "argument --max-iter: 'ten' is not an integer"),
+        ("--max-time", "-5", "argument --max-time: must be >= 0, got -5"),
+        ("--max-time", "nan", "argument --max-time: must be a finite number"),
+        ("--threads", "-2", "argument --threads: must be >= 0, got -2"),
+    ],
+)
+def test_bad_option_value_is_one_line(capsys, work, option, value, expected):
+    cfg = _write(work, TINY)
+    with pytest.raises(SystemExit) as exit_info:
+        main(["run", cfg, "--out", "out/r.h5", option, value])
+    assert exit_info.value.code == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1
+    assert expected in err
+    assert "see 'spacetime run --help'" in err
+    assert _snapshot(work / "out") == {}
+
+
+# ---------------------------------------------------------------------------
+# Damaged run files given to --resume and to info
+
+
+def _damaged(kind: str, finished_run: Path, folder: Path) -> Path:
+    path = folder / f"{kind}.h5"
+    data = finished_run.read_bytes()
+    if kind == "half":
+        path.write_bytes(data[: len(data) // 2])
+    elif kind == "tail_cut":
+        path.write_bytes(data[: len(data) - 512])
+    elif kind == "random":
+        path.write_bytes(np.random.default_rng(0).bytes(4096))
+    elif kind == "empty":
+        path.write_bytes(b"")
+    elif kind == "other_hdf5":
+        with h5py.File(path, "w") as f:
+            f["x"] = np.arange(5.0)
+    elif kind == "missing_group":
+        path.write_bytes(data)
+        with h5py.File(path, "a") as f:
+            del f["controls"]
+    return path
+
+
+DAMAGE = ["half", "tail_cut", "random", "empty", "other_hdf5", "missing_group"]
+
+
+@pytest.mark.parametrize("kind", DAMAGE)
+def test_damaged_file_given_to_resume_is_refused(capsys, work, finished_run, kind):
+    bad = _damaged(kind, finished_run, work)
+    line = _fails_cleanly(
+        capsys, work, ["run", "--resume", str(bad), "--out", "out/r.h5"]
+    )
+    assert str(bad) in line
+    assert re.search(
+        r"not a readable HDF5 file|not a spacetime run file|incomplete or damaged",
+        line,
+    )
+
+
+@pytest.mark.parametrize("kind", DAMAGE)
+def test_damaged_file_given_to_info_is_refused(capsys, work, finished_run, kind):
+    bad = _damaged(kind, finished_run, work)
+    line = _fails_cleanly(capsys, work, ["info", str(bad)])
+    assert str(bad) in line
+    assert re.search(
+        r"not a readable HDF5 file|not a spacetime run file|incomplete or damaged",
+        line,
+    )
+
+
+def test_damaged_file_resumed_in_place_is_left_as_it_was(capsys, work, finished_run):
+    bad = _damaged("half", finished_run, work / "out")
+    line = _fails_cleanly(capsys, work, ["run", "--resume", str(bad)])
+    assert "truncated or corrupt" in line
+
+
+def test_bytes_flipped_in_a_run_file_never_raise_a_traceback(tmp_path, finished_run):
+    data = np.frombuffer(finished_run.read_bytes(), dtype=np.uint8)
+    rng = np.random.default_rng(1)
+    path = tmp_path / "flipped.h5"
+    for _ in range(60):
+        damaged = data.copy()
+        where = rng.integers(0, data.size, 16)
+        damaged[where] = rng.integers(0, 256, 16, dtype=np.uint8)
+        path.write_bytes(damaged.tobytes())
+        try:
+            spacetime.load_run(path)
+        except spacetime.SpacetimeError:
+            pass  # refused cleanly; a flip inside array data may also load
+
+
+def test_info_on_a_folder_or_missing_file_is_refused(capsys, work):
+    line = _fails_cleanly(capsys, work, ["info", "out"])
+    assert "is a folder, not a run file" in line
+    line = _fails_cleanly(capsys, work, ["info", "out/none.h5"])
+    assert "does not exist" in line
+
+
+# ---------------------------------------------------------------------------
+# Divergence
+
+
+def test_diverging_run_stops_with_status_3_and_writes_nothing(capsys, work):
+    text = _with(
+        "[model]", 'activation = "identity"\ninit_scale = 1e6\nT = 1e6', TINY
+    ).replace("n_steps = 4", "n_steps = 40")
+    cfg = _write(work, text)
+    line = _fails_cleanly(capsys, work, ["run", cfg, "--out", "out/r.h5"], status=3)
+    assert line.startswith("spacetime: training diverged:")
+    assert re.search(r"became (nan|inf|-inf)", line)
+    assert "init_scale" in line
+
+
+# ---------------------------------------------------------------------------
+# The real command, as a process
+
+
+def _missing_config(work):
+    return ["run", "missing.toml", "--out", "out/r.h5"]
+
+
+def _unknown_key(work):
+    return ["run", _write(work, TINY + "[problem]\nlamda = 1.0\n"), "-o", "x.h5"]
+
+
+def _random_bytes(work):
+    path = work / "noise.h5"
+    path.write_bytes(np.random.default_rng(2).bytes(3000))
+    return ["info", str(path)]
+
+
+def _bad_option(work):
+    return ["run", "--max-iter", "-4"]
+
+
+@pytest.mark.parametrize(
+    ("make", "expected"),
+    [
+        (_missing_config, "does not exist"),
+        (_unknown_key, "did you mean 'lam'?"),
+        (_random_bytes, "not a readable HDF5 file"),
+        (_bad_option, "must be >= 0"),
+    ],
+)
+def test_command_process_prints_one_line_and_exits_2(tmp_path, make, expected):
+    (tmp_path / "out").mkdir()
+    args = make(tmp_path)
+    before = _snapshot(tmp_path)
+    proc = subprocess.run(
+        [str(SPACETIME), *args],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert proc.returncode == 2, proc.stderr
+    assert "Traceback" not in proc.stderr
+    lines = proc.stderr.strip().splitlines()
+    assert len(lines) == 1, proc.stderr
+    assert expected in lines[0]
+    assert _snapshot(tmp_path) == before
