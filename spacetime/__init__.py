@@ -30,6 +30,14 @@ from ._problem import Problem
 from ._registry import ACTIVATIONS, FIELDS, LOSSES, SCHEMES
 from ._run import Run, TrainedRun, build, load_run, train
 from ._solve import History, Result, solve
+from ._sweep import (
+    CaseRecord,
+    SweepPlan,
+    SweepResult,
+    load_sweep,
+    plan_sweep,
+    run_sweep,
+)
 
 __all__ = [
     "ACTIVATIONS",
@@ -58,6 +66,12 @@ __all__ = [
     "load_run",
     "rings",
     "solve",
+    "run_sweep",
+    "plan_sweep",
+    "load_sweep",
+    "SweepResult",
+    "SweepPlan",
+    "CaseRecord",
     "spheres",
     "train",
     "validate",

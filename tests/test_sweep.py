@@ -1,0 +1,310 @@
+"""Sweeps: local and Dask executors, the index, resuming, failures and chains."""
+
+import copy
+import csv
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import h5py
+import numpy as np
+import pytest
+
+import spacetime as st
+from spacetime._run import build
+from spacetime._sweep import case_hash, parse_sweep_table
+from spacetime.cli import main
+
+BASE = {
+    "data": {"name": "spheres", "n_samples": 40},
+    "model": {"width": 3, "n_steps": 4},
+    "optimizer": {"max_iter": 15},
+    "save": {"trajectories": False},
+}
+GRID = {"model.T": [1.0, 2.0, 3.0], "problem.lam": [1e-2, 1e-3]}
+
+
+def sweep_config(out, grid=GRID, **table):
+    cfg = copy.deepcopy(BASE)
+    cfg["sweep"] = {"grid": copy.deepcopy(grid), "out": str(out), **table}
+    return cfg
+
+
+def case_files(folder):
+    return sorted(p for p in folder.glob("*.h5") if p.name != "index.h5")
+
+
+@pytest.fixture(scope="module")
+def local(tmp_path_factory):
+    out = tmp_path_factory.mktemp("local") / "sweep"
+    return st.run_sweep(sweep_config(out), workers=2, progress=False)
+
+
+@pytest.fixture(scope="module")
+def client():
+    from dask import distributed
+
+    cluster = distributed.LocalCluster(
+        n_workers=2,
+        processes=True,
+        threads_per_worker=1,
+        host="127.0.0.1",
+        dashboard_address=None,
+    )
+    c = distributed.Client(cluster)
+    yield c
+    c.close()
+    cluster.close()
+
+
+# -- the plan -----------------------------------------------------------------
+
+
+def test_unknown_grid_key_names_the_closest_valid_one():
+    with pytest.raises(st.ConfigError, match="did you mean 'problem.lam'"):
+        parse_sweep_table({"grid": {"problem.lamb": [1.0]}})
+
+
+def test_nested_and_dotted_grid_keys_are_the_same_sweep():
+    dotted = parse_sweep_table({"grid": {"model.T": [1, 2]}})
+    nested = parse_sweep_table({"grid": {"model": {"T": [1, 2]}}})
+    assert dotted["grid"] == nested["grid"] == {"model.T": [1, 2]}
+
+
+def test_chain_key_must_be_swept_and_keep_the_parameter_count():
+    with pytest.raises(st.ConfigError, match="not a key of sweep.grid"):
+        parse_sweep_table({"grid": {"model.T": [1, 2]}, "chain": "problem.lam"})
+    with pytest.raises(st.ConfigError, match="number of parameters"):
+        parse_sweep_table({"grid": {"model.width": [3, 4]}, "chain": "model.width"})
+
+
+def test_invalid_case_value_is_refused_before_anything_runs(tmp_path):
+    cfg = sweep_config(tmp_path / "s", grid={"model.T": [1.0, -1.0]})
+    with pytest.raises(st.ConfigError, match="model.T"):
+        st.run_sweep(cfg, workers=1, progress=False)
+    assert not (tmp_path / "s").exists()
+
+
+def test_case_hash_ignores_key_order_threads_and_output_path():
+    a = st.validate({"model": {"T": 1, "n_steps": 4}, "problem": {"lam": 0.1}})
+    b = st.validate({"problem": {"lam": 0.1}, "model": {"n_steps": 4, "T": 1.0}})
+    b["threads"] = 7
+    b["save"]["path"] = "elsewhere.h5"
+    assert case_hash(a) == case_hash(b)
+    b["model"]["T"] = 1.5
+    assert case_hash(a) != case_hash(b)
+    assert case_hash(a) != case_hash(a, warm_start="0123abcd")
+
+
+def test_plan_names_cases_by_values_and_hash(tmp_path):
+    plan = st.plan_sweep(sweep_config(tmp_path / "s"))
+    assert len(plan.cases) == 6
+    first = plan.cases[0]
+    assert first.name == f"T=1_lam=0.01-{first.hash}"
+    assert first.config["model"]["T"] == 1.0
+    assert first.config["problem"]["lam"] == 1e-2
+    assert len({c.hash for c in plan.cases}) == 6
+
+
+# -- local runs, the index ----------------------------------------------------
+
+
+def test_local_sweep_writes_one_file_per_case_and_an_index_matching_them(local):
+    files = case_files(local.out)
+    assert [p.name for p in files] == sorted(c.file for c in local.cases)
+    index = st.load_sweep(local.out)
+    with open(local.summary_path, newline="") as fh:
+        rows = {row["name"]: row for row in csv.DictReader(fh)}
+    assert len(index) == len(rows) == 6
+    for rec in index:
+        run = st.load_run(local.out / rec.file)
+        assert rec.status == run.status == "max_iter"
+        assert run.config["model"]["T"] == rec.values["model.T"]
+        assert run.config["problem"]["lam"] == rec.values["problem.lam"]
+        assert rec.objective == run.results["objective"]
+        assert rec.risk == run.results["risk"]
+        assert rec.test_accuracy == run.results["test_accuracy"]
+        assert rec.n_iter == run.optimizer["n_iter"] == 15
+        assert float(rows[rec.name]["objective"]) == rec.objective
+        assert int(rows[rec.name]["n_iter"]) == rec.n_iter
+        with h5py.File(local.out / rec.file) as f:
+            assert f["sweep"].attrs["case_hash"] == rec.hash
+    with h5py.File(local.index_path) as f:
+        name = index[0].name
+        linked = f["runs"][name]["results"].attrs["objective"]
+        assert linked == index[0].objective
+
+
+def test_dask_cluster_gives_the_local_results_bit_for_bit(local, client, tmp_path):
+    res = st.run_sweep(sweep_config(tmp_path / "d"), scheduler=client, progress=False)
+    assert res.complete
+    assert [c.hash for c in res] == [c.hash for c in local]
+    for a, b in zip(res, local, strict=True):
+        assert a.objective == b.objective
+        assert a.n_iter == b.n_iter
+
+
+def test_killed_dask_worker_is_rescheduled_and_every_case_completes(
+    local, client, tmp_path
+):
+    killed = []
+
+    def kill_a_busy_worker(rec):
+        if killed:
+            return
+        busy = [a for a, keys in client.processing().items() if keys]
+        pids = client.run(os.getpid)
+        victim = (busy or list(pids))[0]
+        os.kill(pids[victim], signal.SIGKILL)
+        killed.append(victim)
+
+    res = st.run_sweep(
+        sweep_config(tmp_path / "k"),
+        scheduler=client,
+        progress=False,
+        on_case=kill_a_busy_worker,
+    )
+    assert killed
+    assert res.complete and not res.interrupted
+    for a, b in zip(res, local, strict=True):
+        assert a.objective == b.objective
+
+
+# -- resuming -------------------------------------------------------------------
+
+
+def test_interrupted_sweep_resumes_without_redoing_finished_cases(tmp_path):
+    grid = {"model.T": [1.0, 2.0], "problem.lam": [1e-2, 1e-3]}
+    cfg = sweep_config(tmp_path / "s", grid=grid)
+    seen = []
+
+    def stop_after_two(rec):
+        seen.append(rec.name)
+        if len(seen) == 2:
+            raise StopIteration
+
+    first = st.run_sweep(cfg, workers=1, progress=False, on_case=stop_after_two)
+    assert first.interrupted
+    index = st.load_sweep(tmp_path / "s")
+    assert index.interrupted
+    assert [c.name for c in index if c.complete] == seen
+    assert sorted(c.status for c in index if not c.complete) == ["pending"] * 2
+    assert len(case_files(tmp_path / "s")) == 2
+    mtimes = {n: (tmp_path / "s" / f"{n}.h5").stat().st_mtime_ns for n in seen}
+
+    second = st.run_sweep(cfg, workers=1, progress=False)
+    assert second.complete and not second.interrupted
+    assert sorted(c.name for c in second if c.reused) == sorted(seen)
+    assert sum(not c.reused for c in second) == 2
+    for n, t in mtimes.items():
+        assert (tmp_path / "s" / f"{n}.h5").stat().st_mtime_ns == t
+
+
+def test_case_stopped_at_its_time_limit_resumes_from_its_iterate(tmp_path):
+    cfg = sweep_config(tmp_path / "s", grid={"problem.lam": [1e-2]})
+    cfg["optimizer"]["max_time"] = 1e-9  # stops after the first iteration
+    first = st.run_sweep(cfg, workers=1, progress=False)
+    rec = first[0]
+    assert rec.status == "time_limit" and not first.complete
+    partial = st.load_run(tmp_path / "s" / rec.file).history
+
+    cfg["optimizer"]["max_time"] = 0.0  # no limit: the same case, resumed
+    second = st.run_sweep(cfg, workers=1, progress=False)
+    assert second[0].hash == rec.hash and second[0].status == "max_iter"
+    full = st.load_run(tmp_path / "s" / rec.file).history
+    k = len(partial["iteration"])
+    np.testing.assert_array_equal(full["objective"][:k], partial["objective"])
+    assert full["iteration"][-1] == 15 and len(full["iteration"]) == 16
+
+
+def test_failing_case_is_recorded_and_the_others_complete(tmp_path):
+    path = tmp_path / "sweep.toml"
+    path.write_text(
+        '[data]\nname = "spheres"\nn_samples = 40\n'
+        "[model]\nn_steps = 4\n[optimizer]\nmax_iter = 15\n"
+        "[save]\ntrajectories = false\n"
+        f'[sweep]\ngrid = {{ "model.width" = [3, 1] }}\nout = "{tmp_path / "s"}"\n'
+    )
+    assert main(["sweep", str(path), "--workers", "2", "-q"]) == 1
+    index = st.load_sweep(tmp_path / "s")
+    good, bad = index
+    assert good.status == "max_iter" and good.values["model.width"] == 3
+    assert bad.status == "failed" and "width" in bad.error
+    assert np.isnan(bad.objective)
+    assert [p.name for p in case_files(tmp_path / "s")] == [good.file]
+    with open(index.summary_path, newline="") as fh:
+        rows = list(csv.DictReader(fh))
+    assert rows[1]["status"] == "failed" and rows[1]["error"] == bad.error
+
+
+# -- chains ---------------------------------------------------------------------
+
+
+def test_chain_warm_starts_from_the_rescaled_predecessor_solution(tmp_path):
+    grid = {"model.T": [1.0, 2.0], "problem.lam": [1e-3]}
+    res = st.run_sweep(
+        sweep_config(tmp_path / "s", grid=grid, chain="model.T"),
+        workers=1,
+        progress=False,
+    )
+    assert res.complete
+    first, second = res
+    assert second.previous == first.name
+    prev = st.load_run(tmp_path / "s" / first.file)
+    succ = st.load_run(tmp_path / "s" / second.file)
+    _, _, problem = build(succ.config)
+    z = problem.join(prev.theta * (1.0 / 2.0), prev.p, prev.p0)
+    expected = problem(z)[0]
+    assert succ.history["objective"][0] == pytest.approx(expected, rel=1e-12)
+    # the risk of the rescaled start is the predecessor's final risk: same flow
+    assert succ.history["risk"][0] == pytest.approx(prev.results["risk"], rel=1e-9)
+    cold = st.run_sweep(
+        sweep_config(tmp_path / "c", grid={"model.T": [2.0], "problem.lam": [1e-3]}),
+        workers=1,
+        progress=False,
+    )
+    cold_start = st.load_run(tmp_path / "c" / cold[0].file).history["objective"][0]
+    assert succ.history["objective"][0] < cold_start
+
+
+# -- Ctrl-C ------------------------------------------------------------------------
+
+
+def test_ctrl_c_stops_the_sweep_with_status_130_and_a_valid_index(tmp_path):
+    path = tmp_path / "sweep.toml"
+    # cases of many seconds each: the interrupt reaches them inside the optimiser
+    path.write_text(
+        '[data]\nname = "digits"\nmax_samples = 400\n'
+        "[model]\nn_steps = 10\n"
+        "[optimizer]\nmax_iter = 5000\ngtol = 0.0\nftol = 0.0\n"
+        "[save]\ntrajectories = false\n"
+        '[sweep]\ngrid = { "seed" = [0, 1, 2, 3] }\n'
+        f'out = "{tmp_path / "s"}"\n'
+    )
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "spacetime.cli", "sweep", str(path), "--workers", "2"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        start_new_session=True,
+    )
+    try:
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline and not (tmp_path / "s/index.h5").exists():
+            time.sleep(0.2)
+        time.sleep(6.0)  # the workers start and enter the optimiser
+        os.killpg(proc.pid, signal.SIGINT)
+        _, err = proc.communicate(timeout=60)
+    finally:
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGKILL)
+    assert proc.returncode == 130, err.decode()
+    index = st.load_sweep(tmp_path / "s")
+    assert index.interrupted
+    statuses = {c.status for c in index}
+    assert statuses <= {"interrupted", "pending", "max_iter", "converged", "stopped"}
+    assert "interrupted" in statuses
+    for rec in index:
+        if rec.status == "interrupted":
+            assert st.load_run(tmp_path / "s" / rec.file).status == "interrupted"
