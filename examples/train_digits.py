@@ -27,7 +27,7 @@ args = parser.parse_args()
 fast = args.fast or os.environ.get("SPACETIME_FAST") == "1"
 
 data = spacetime.load_dataset(
-    "digits", test_fraction=0.2, seed=0, max_samples=300 if fast else None
+    "digits", test_fraction=0.2, seed=0, max_samples=200 if fast else None
 )
 model = spacetime.NeuralODE(
     data.n_features, data.n_features, grids.time_grid(2.0, 10), field="inside"
@@ -40,7 +40,7 @@ problem = spacetime.Problem(
     lam=1e-3,
     n_classes=data.n_classes,
 )
-result = spacetime.solve(problem, max_iter=30 if fast else 300, seed=0)
+result = spacetime.solve(problem, max_iter=20 if fast else 300, seed=0)
 scores = result.predict(data.x_test)  # shape (n_test, 10)
 test_accuracy = float(np.mean(scores.argmax(axis=1) == data.y_test))
 print(f"status {result.status} after {result.n_iter} iterations")
