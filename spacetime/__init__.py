@@ -9,6 +9,8 @@ The public surface:
 - data: :func:`load_dataset` and the generators :func:`spheres`, :func:`xor`,
   :func:`rings`;
 - checks: :func:`check_gradient`;
+- forward simulation with prescribed controls: :func:`simulate`,
+  :func:`run_simulation`, :func:`load_simulation`;
 - registries: ``ACTIVATIONS``, ``FIELDS``, ``LOSSES``, ``SCHEMES``.
 """
 
@@ -29,7 +31,9 @@ from ._model import NeuralODE
 from ._problem import Problem
 from ._registry import ACTIVATIONS, FIELDS, LOSSES, SCHEMES
 from ._run import Run, TrainedRun, build, load_run, train
+from ._simulate import Simulation, load_simulation, run_simulation, simulate
 from ._solve import History, Result, solve
+from ._spacetime import SpaceTimeNetwork
 from ._sweep import (
     CaseRecord,
     SweepPlan,
@@ -76,4 +80,9 @@ __all__ = [
     "train",
     "validate",
     "xor",
+    "SpaceTimeNetwork",
+    "Simulation",
+    "simulate",
+    "run_simulation",
+    "load_simulation",
 ]

@@ -188,6 +188,28 @@ SCHEMA: dict[str, dict[str, Key]] = {
         "trajectories": Key(bool, True, "store the states at every level"),
         "overwrite": Key(bool, False, "replace an existing finished run"),
     },
+    "simulate": {
+        "w": Key(str, "", "spacetime simulate: kernel w(t, xi, zeta), an expression"),
+        "b": Key(str, "0", "bias b(t, xi) as an expression; '' = 0"),
+        "a": Key(str, "", "bottleneck inner kernel a(t, zeta, eta); '' = none"),
+        "inputs": Key(
+            list,
+            [],
+            "initial states, one expression of xi per sample; [] = training inputs",
+        ),
+        "n_samples": Key(
+            int, 4, "with inputs = []: how many training inputs", _at_least(1)
+        ),
+        "at": Key(
+            str,
+            "left",
+            "controls of layer k at t_k or the midpoint",
+            None,
+            ("left", "mid"),
+        ),
+        "out": Key(str, "runs/simulation.h5", "output HDF5 file of the solution"),
+        "overwrite": Key(bool, False, "replace an existing simulation file"),
+    },
 }
 
 

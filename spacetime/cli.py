@@ -255,6 +255,27 @@ def _parser() -> argparse.ArgumentParser:
         help="list the cases and what a run would do with each; run nothing",
     )
     _add_verbosity(swp)
+
+    sim = sub.add_parser(
+        "simulate",
+        help="solve a space-time network with prescribed kernels; no training",
+        description=(
+            "Solve the space-time network a config describes (model.kind = "
+            "'spacetime') forward in time with the kernels, biases and initial "
+            "states given as expressions in its [simulate] table, and write the "
+            "solution at every time level to one HDF5 file (see docs/simulate.md)."
+        ),
+    )
+    sim.add_argument(
+        "config", metavar="CONFIG", help="TOML run config with a [simulate] table"
+    )
+    sim.add_argument(
+        "-o", "--out", metavar="PATH", help="output HDF5 file (default: simulate.out)"
+    )
+    sim.add_argument(
+        "--overwrite", action="store_true", help="replace an existing file there"
+    )
+    _add_verbosity(sim)
     return top
 
 
@@ -439,6 +460,21 @@ def _cmd_sweep(args) -> int:
     return 0 if result.complete else 1
 
 
+def _cmd_simulate(args) -> int:
+    from ._simulate import run_simulation
+
+    config, text = _config_from(args.config)
+    sim = run_simulation(
+        config,
+        config_text=text,
+        out=args.out,
+        overwrite=True if args.overwrite else None,
+    )
+    if not args.quiet:
+        print(sim.summary())
+    return 0
+
+
 def main(argv=None) -> int:
     args = _parser().parse_args(argv)
     level = logging.INFO if getattr(args, "verbose", False) else logging.WARNING
@@ -451,6 +487,7 @@ def main(argv=None) -> int:
         "plot": _cmd_plot,
         "report": _cmd_report,
         "sweep": _cmd_sweep,
+        "simulate": _cmd_simulate,
     }
     try:
         return commands[args.command](args)
