@@ -798,10 +798,10 @@ def plot_state(run: Run, sample: int = 0, levels=None) -> "Figure":
     t = run.model.time.nodes
     label = _sample_label(run, sample)
     values = [np.asarray(x[sample]) for x in states]
-    vmin = min(v.min() for v in values)
-    vmax = max(v.max() for v in values)
     (lo, hi), *rest = moving.domain
     if moving.dim == 1:
+        vmin = min(v.min() for v in values)
+        vmax = max(v.max() for v in values)
         fig = _new_figure(7.2, 4.4)
         ax = fig.add_subplot()
         # column of level k: from halfway to t_{k-1} to halfway to t_{k+1}
@@ -841,13 +841,15 @@ def plot_state(run: Run, sample: int = 0, levels=None) -> "Figure":
         if levels is None
         else _levels(run, levels)
     )
-    fig = _new_figure(2.6 * len(levels) + 1.2, 3.3)
+    fig = _new_figure(3.1 * len(levels), 3.3)
     axes = fig.subplots(1, len(levels), squeeze=False)[0]
     (lo1, hi1) = rest[0]
     for ax, k in zip(axes, levels, strict=True):
         grid, v = moving[k], values[k]
-        mesh = _draw_on_grid(ax, grid, v, (lo, hi), (lo1, hi1), vmin, vmax)
+        # one colour scale per level: the input and the last state differ in range
+        mesh = _draw_on_grid(ax, grid, v, (lo, hi), (lo1, hi1), v.min(), v.max())
         mesh.set_gid(f"level-{k}")
+        fig.colorbar(mesh, ax=ax, shrink=0.75)
         ax.set_title(
             f"level {k}, t = {t[k]:.3g}, grid {_shape_text(grid.shape)}",
             fontsize="small",
@@ -855,10 +857,9 @@ def plot_state(run: Run, sample: int = 0, levels=None) -> "Figure":
         ax.set_xlabel("ξ_2")
         ax.set_aspect("equal")
     axes[0].set_ylabel("ξ_1")
-    fig.colorbar(mesh, ax=list(axes), label="x(t, ξ)", shrink=0.8)
     fig.suptitle(
-        f"State of training sample {sample} (label {label}) at chosen levels; "
-        "dots: grid nodes",
+        f"State x(t, ξ) of training sample {sample} (label {label}) at chosen "
+        "levels, each with its colour scale; dots: grid nodes",
         fontsize="medium",
     )
     return fig
@@ -1104,7 +1105,8 @@ RUN_FIGURES: dict[str, FigureKind] = {
             _always,
             "Training error along t",
             "Empirical risk of the states at each level t_k under the trained "
-            "output map; the last point is the training loss.",
+            "output map (a space-time state is first carried to the last grid by "
+            "the network's transfers); the last point is the training loss.",
         ),
         FigureKind(
             "controls",

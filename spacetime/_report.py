@@ -33,8 +33,8 @@ def _number(value, fmt=".6g") -> str:
     return format(value, fmt)
 
 
-def _table(rows) -> list[str]:
-    lines = ["| | |", "|---|---|"]
+def _table(rows, header=("quantity", "value")) -> list[str]:
+    lines = [f"| {header[0]} | {header[1]} |", "|---|---|"]
     lines += [f"| {_cell(k)} | {_cell(v)} |" for k, v in rows]
     return lines
 
