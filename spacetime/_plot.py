@@ -416,7 +416,7 @@ def plot_trajectories(
     if reason:
         raise ConfigError(
             f"trajectories cannot be drawn for '{run.path}': {reason}; draw the "
-            "states figure instead"
+            "'state' figure instead"
         )
     states = np.stack(train_states(run))
     width = states.shape[-1]
@@ -460,7 +460,9 @@ def plot_trajectories(
     ax.scatter(*end.T, color=colours, s=22, edgecolor="k", linewidth=0.4, **kw)
 
     if projection == "components" and dims == width and run.p.shape[0] == 1:
-        _draw_output_zero_set(ax, run, end, dims)
+        zero_set = _draw_output_zero_set(ax, run, end, dims)
+        if zero_set is not None and _is_classification(run):
+            handles.append(zero_set)
 
     names = [f"x_{c + 1}" for c in range(dims)]
     if projection == "pca":
@@ -491,7 +493,12 @@ def _trajectories_unavailable(run: Run) -> str | None:
 
 
 def _draw_output_zero_set(ax, run, end, dims):
-    """The hyperplane ``p x + p0 = 0`` over the box of the final states."""
+    """Draw the hyperplane ``p x + p0 = 0`` over the box of the final states.
+
+    Returns a legend handle for it, or None when ``p = 0``.
+    """
+    from matplotlib.patches import Patch
+
     w = run.model.core.out_weight
     p = (run.p if w is None else run.p * w)[0]
     p0 = float(run.p0[0])
@@ -500,7 +507,7 @@ def _draw_output_zero_set(ax, run, end, dims):
     lo, hi = lo - pad, hi + pad
     solve = int(np.argmax(np.abs(p)))
     if p[solve] == 0:
-        return
+        return None
     free = [c for c in range(dims) if c != solve]
     axes = np.meshgrid(*[np.linspace(lo[c], hi[c], 12) for c in free])
     pts = [None] * dims
@@ -509,15 +516,12 @@ def _draw_output_zero_set(ax, run, end, dims):
     pts[solve] = -(p0 + sum(p[c] * pts[c] for c in free)) / p[solve]
     inside = (pts[solve] >= lo[solve]) & (pts[solve] <= hi[solve])
     if dims == 2:
-        xs = [pts[c][0] for c in range(2)]
-        mask = inside[0]
-        (line,) = ax.plot(xs[0][mask], xs[1][mask], "k--", lw=1)
+        (line,) = ax.plot(pts[0][inside], pts[1][inside], "k--", lw=1, label="P x = 0")
         line.set_gid("output-zero-set")
-        line.set_label("P x = 0")
-    else:
-        surf = np.where(inside, pts[solve], np.nan)
-        pts[solve] = surf
-        ax.plot_surface(*pts, color="0.5", alpha=0.25, linewidth=0)
+        return line
+    pts[solve] = np.where(inside, pts[solve], np.nan)
+    ax.plot_surface(*pts, color="0.5", alpha=0.25, linewidth=0)
+    return Patch(color="0.5", alpha=0.4, label="P x = 0")
 
 
 # ---------------------------------------------------------------------------
@@ -577,8 +581,8 @@ def plot_decision_regions(
     g1 = np.linspace(lo[1], hi[1], resolution)
     mesh = np.stack(np.meshgrid(g0, g1), axis=-1).reshape(-1, 2)
     full = run.model.flow(run.theta, (mesh - run.shift) / run.scale)
-    n = widths(run)
-    states = [full[k, :, : n[k]] for k in levels]
+    n_k = widths(run)
+    states = [full[k, :, : n_k[k]] for k in levels]
     classes = predicted_classes(level_outputs(run, on_output_grid(run, states, levels)))
 
     n_classes = len(run.class_values)

@@ -124,6 +124,22 @@ def test_planar_trajectory_lines_are_the_stored_states(runs):
         assert all(np.allclose(lines[i].get_color(), first) for i in members)
 
 
+def test_planar_trajectories_show_the_zero_set_of_a_single_output(runs):
+    run = runs["squared2"]  # two classes, squared loss: one output, sign = class
+    fig = _plot.plot_trajectories(run)
+    (line,) = [
+        ln for ln in fig.axes[0].get_lines() if ln.get_gid() == "output-zero-set"
+    ]
+    xy = line.get_xydata()
+    assert len(xy) >= 2
+    np.testing.assert_allclose(xy @ run.p[0] + run.p0[0], 0.0, atol=1e-9)
+    assert not [
+        ln
+        for ln in _plot.plot_trajectories(runs["ce2"]).axes[0].get_lines()
+        if ln.get_gid() == "output-zero-set"
+    ]
+
+
 def test_spatial_trajectory_lines_are_the_stored_states_of_the_chosen_samples(runs):
     run = runs["logistic3"]
     fig = _plot.plot_trajectories(run, max_samples=7, seed=3)
