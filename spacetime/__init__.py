@@ -9,6 +9,9 @@ The public surface:
 - data: :func:`load_dataset` and the generators :func:`spheres`, :func:`xor`,
   :func:`rings`;
 - checks: :func:`check_gradient`;
+- figures and reports of run files: :func:`save_figures`, :func:`write_report`,
+  the ``plot_*`` functions (each returns a matplotlib Figure) and
+  :func:`risk_along_t`;
 - forward simulation with prescribed controls: :func:`simulate`,
   :func:`run_simulation`, :func:`load_simulation`;
 - registries: ``ACTIVATIONS``, ``FIELDS``, ``LOSSES``, ``SCHEMES``.
@@ -28,8 +31,21 @@ from ._errors import (
 )
 from ._gradcheck import GradientCheck, check_gradient
 from ._model import NeuralODE
+from ._plot import (
+    plot_control_norms,
+    plot_decision_regions,
+    plot_history,
+    plot_kernels,
+    plot_risk_along_t,
+    plot_state,
+    plot_trajectories,
+    plot_widths,
+    risk_along_t,
+    save_figures,
+)
 from ._problem import Problem
 from ._registry import ACTIVATIONS, FIELDS, LOSSES, SCHEMES
+from ._report import write_report
 from ._run import Run, TrainedRun, build, load_run, train
 from ._simulate import Simulation, load_simulation, run_simulation, simulate
 from ._solve import History, Result, solve
@@ -80,6 +96,17 @@ __all__ = [
     "train",
     "validate",
     "xor",
+    "plot_control_norms",
+    "plot_decision_regions",
+    "plot_history",
+    "plot_kernels",
+    "plot_risk_along_t",
+    "plot_state",
+    "plot_trajectories",
+    "plot_widths",
+    "risk_along_t",
+    "save_figures",
+    "write_report",
     "SpaceTimeNetwork",
     "Simulation",
     "simulate",
