@@ -391,6 +391,7 @@ def plot_trajectories(
     axes (or, with ``projection="components"``, their first components). For one
     output (two classes) the zero set of the output map ``p x + p0 = 0`` is drawn
     too when the view shows the state itself: a line in 2-D, a plane in 3-D.
+    A regression colours the samples by their (first) target value.
 
     Parameters
     ----------
@@ -459,9 +460,10 @@ def plot_trajectories(
     ax.scatter(*start.T, color=colours, s=6, alpha=0.8, **kw)
     ax.scatter(*end.T, color=colours, s=22, edgecolor="k", linewidth=0.4, **kw)
 
-    if projection == "components" and dims == width and run.p.shape[0] == 1:
+    one_output = run.p.shape[0] == 1 and _is_classification(run)
+    if projection == "components" and dims == width and one_output:
         zero_set = _draw_output_zero_set(ax, run, end, dims)
-        if zero_set is not None and _is_classification(run):
+        if zero_set is not None:
             handles.append(zero_set)
 
     names = [f"x_{c + 1}" for c in range(dims)]
@@ -1092,7 +1094,8 @@ RUN_FIGURES: dict[str, FigureKind] = {
             plot_trajectories,
             _trajectories_unavailable,
             "Trajectories",
-            "Paths of training samples through the network, coloured by label.",
+            "Paths of training samples through the network, coloured by label "
+            "(by target value in a regression).",
         ),
         FigureKind(
             "regions",
@@ -1239,6 +1242,12 @@ def figure_path(out, stem: str, name: str, fmt: str = "png") -> Path:
     return Path(out) / f"{stem}-{name}.{fmt}"
 
 
+def check_dpi(dpi) -> None:
+    """Refuse a resolution that is not a positive integer (ConfigError)."""
+    if isinstance(dpi, bool) or not (isinstance(dpi, int) and dpi > 0):
+        raise ConfigError(f"the resolution must be a positive integer, got {dpi!r}")
+
+
 def save_figure(fig: "Figure", path, *, dpi: int = 90) -> Path:
     """Write a figure atomically; the format is the path's suffix."""
     path = Path(path)
@@ -1280,8 +1289,7 @@ def save_figures(
     """
     if fmt not in _FORMATS:
         raise ConfigError(f"unknown image format '{fmt}': choose png or pdf")
-    if not (isinstance(dpi, int) and dpi > 0):
-        raise ConfigError(f"the resolution must be a positive integer, got {dpi!r}")
+    check_dpi(dpi)
     if isinstance(file, str | Path):
         run, table = load_file(file)
     else:

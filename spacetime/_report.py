@@ -12,6 +12,7 @@ from pathlib import Path
 from . import _io
 from ._plot import (
     RUN_FIGURES,
+    check_dpi,
     figure_path,
     load_file,
     make_figures,
@@ -166,6 +167,7 @@ def write_report(file, out=None, *, layers=None, dpi: int = 90) -> Path:
         When the file cannot be read or the report cannot be written; a file that
         cannot be read leaves nothing written.
     """
+    check_dpi(dpi)
     run, table = load_file(file)
     out = Path(file).parent if out is None else Path(out)
     stem = Path(file).stem
