@@ -262,16 +262,16 @@ def test_missing_data_file_is_named(capsys, work):
 # Sizes that do not fit in memory
 
 
+def _forbidden(*args, **kwargs):
+    raise AssertionError("allocated before the memory check")
+
+
 def _no_allocation(monkeypatch):
     """Make building a time grid, a model or generated data fail the test."""
-
-    def forbidden(*args, **kwargs):
-        raise AssertionError("allocated before the memory check")
-
-    monkeypatch.setattr(spacetime._run.grids, "time_grid", forbidden)
-    monkeypatch.setattr(spacetime._run, "NeuralODE", forbidden)
+    monkeypatch.setattr(spacetime._run.grids, "time_grid", _forbidden)
+    monkeypatch.setattr(spacetime._run, "NeuralODE", _forbidden)
     for name in list(spacetime._data._GENERATORS):
-        monkeypatch.setitem(spacetime._data._GENERATORS, name, forbidden)
+        monkeypatch.setitem(spacetime._data._GENERATORS, name, _forbidden)
 
 
 def test_huge_model_is_refused_before_allocating_with_the_estimate(
@@ -292,6 +292,32 @@ n_steps = 100000
     assert match, line
     assert float(match.group(1)) == pytest.approx(need / 2**30, rel=5e-3)
     assert "save.trajectories = false" in line
+
+
+def test_huge_space_time_grids_are_refused_before_allocating(capsys, work, monkeypatch):
+    text = TINY.replace("width = 3\n", 'kind = "spacetime"\n').replace(
+        "n_steps = 4", "n_steps = 100000"
+    )
+    cfg = _write(work, text + "[spacetime]\nwidths = [[0, 3000]]\n")
+    config, _ = spacetime.load_config(cfg)
+    need = memory_needed(config, 45, 15, 2)
+    assert need > 3000**2 * 100000 * 8  # at least the kernels themselves
+    _no_allocation(monkeypatch)
+    monkeypatch.setattr(spacetime._run.grids, "moving_grid", _forbidden)
+    monkeypatch.setattr(spacetime._run, "SpaceTimeNetwork", _forbidden)
+    line = _fails_cleanly(capsys, work, ["run", cfg, "--out", "out/r.h5"])
+    match = re.search(r"needs about ([0-9.e+]+) GiB of memory", line)
+    assert match, line
+    assert float(match.group(1)) == pytest.approx(need / 2**30, rel=5e-3)
+
+
+def test_check_gradient_refuses_a_huge_model_before_allocating(
+    capsys, work, monkeypatch
+):
+    cfg = _write(work, "[model]\nwidth = 20000\nn_steps = 100000\n")
+    _no_allocation(monkeypatch)
+    line = _fails_cleanly(capsys, work, ["check-gradient", cfg])
+    assert "GiB of memory" in line
 
 
 def test_largest_toml_integers_do_not_overflow_the_memory_check(
