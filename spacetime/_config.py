@@ -492,7 +492,7 @@ def markdown_table() -> str:
     for section, keys in SCHEMA.items():
         for name, key in keys.items():
             full = f"{section}.{name}" if section else name
-            doc = key.doc
+            doc = key.doc.replace("|", "\\|")  # a bare pipe would split the cell
             if key.choices:
                 doc += " (" + ", ".join(f"`{c}`" for c in key.choices) + ")"
             rows.append(f"| `{full}` | `{_toml_value(key.default)}` | {doc} |")
