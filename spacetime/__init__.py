@@ -9,6 +9,7 @@ The public surface:
 - data: :func:`load_dataset` and the generators :func:`spheres`, :func:`xor`,
   :func:`rings`;
 - checks: :func:`check_gradient`;
+- numerical studies: :func:`convergence_study` (observed orders of the schemes);
 - figures and reports of run files: :func:`save_figures`, :func:`write_report`,
   the ``plot_*`` functions (each returns a matplotlib Figure) and
   :func:`risk_along_t`;
@@ -21,6 +22,7 @@ __version__ = "0.1.0"
 
 from ._config import defaults as default_config
 from ._config import load_config, validate
+from ._convergence import ConvergenceStudy, StageModel, convergence_study
 from ._data import DATASETS, Dataset, load_dataset, rings, spheres, xor
 from ._errors import (
     ConfigError,
@@ -112,4 +114,7 @@ __all__ = [
     "simulate",
     "run_simulation",
     "load_simulation",
+    "ConvergenceStudy",
+    "StageModel",
+    "convergence_study",
 ]

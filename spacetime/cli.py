@@ -276,6 +276,76 @@ def _parser() -> argparse.ArgumentParser:
         "--overwrite", action="store_true", help="replace an existing file there"
     )
     _add_verbosity(sim)
+
+    study = sub.add_parser(
+        "study",
+        help="numerical studies of the discretisation (see 'study convergence')",
+        description="Numerical studies of the discretisation.",
+    )
+    studies = study.add_subparsers(dest="study", metavar="STUDY", required=True)
+    conv = studies.add_parser(
+        "convergence",
+        help="observed orders of the time schemes, forward and after training",
+        description=(
+            "Measure the observed order of each time scheme: the flow with smooth "
+            "controls against a DOP853 reference as the step halves (controls at "
+            "every stage time, or frozen per step at the left end or midpoint), "
+            "and the rate at which the optimal value and controls of a trained "
+            "problem settle as the layers double. Writes convergence.h5, .csv, .md "
+            "and two PNG figures to the output folder and prints the table "
+            "(see docs/convergence.md)."
+        ),
+    )
+    conv.add_argument(
+        "-o",
+        "--out",
+        metavar="DIR",
+        default="studies/convergence",
+        help="output folder (default: studies/convergence)",
+    )
+    conv.add_argument(
+        "--overwrite", action="store_true", help="replace existing files there"
+    )
+    conv.add_argument(
+        "--fast",
+        action="store_true",
+        help="fewer refinements and a smaller trained problem (a quick check)",
+    )
+    conv.add_argument(
+        "--schemes",
+        default="euler,heun,midpoint,rk4",
+        metavar="LIST",
+        help="comma-separated schemes of the forward study (default: all four)",
+    )
+    conv.add_argument(
+        "--fields",
+        default="inside,bottleneck",
+        metavar="LIST",
+        help="comma-separated vector fields (default: inside,bottleneck)",
+    )
+    conv.add_argument(
+        "--modes",
+        default="stage,left,mid",
+        metavar="LIST",
+        help="control sampling: stage, left, mid (default: all three)",
+    )
+    conv.add_argument(
+        "--refinements",
+        type=int,
+        default=7,
+        metavar="N",
+        help="number of step sizes, 8 steps doubled N - 1 times (default 7)",
+    )
+    conv.add_argument(
+        "--trained-schemes",
+        default="euler,rk4",
+        metavar="LIST",
+        help="schemes of the trained study (default: euler,rk4)",
+    )
+    conv.add_argument(
+        "--no-trained", action="store_true", help="skip the trained study"
+    )
+    _add_verbosity(conv)
     return top
 
 
@@ -475,6 +545,30 @@ def _cmd_simulate(args) -> int:
     return 0
 
 
+def _names(text):
+    return tuple(x.strip() for x in text.split(",") if x.strip())
+
+
+def _cmd_study(args) -> int:
+    from ._convergence import convergence_study
+
+    study = convergence_study(
+        args.out,
+        schemes=_names(args.schemes),
+        fields=_names(args.fields),
+        modes=_names(args.modes),
+        n_refinements=args.refinements,
+        trained=not args.no_trained,
+        trained_schemes=_names(args.trained_schemes),
+        fast=args.fast,
+        overwrite=args.overwrite,
+    )
+    if not args.quiet:
+        print(study.table(), end="")
+        print(f"\nwritten to {args.out}/: " + ", ".join(sorted(study.paths)))
+    return 0
+
+
 def main(argv=None) -> int:
     args = _parser().parse_args(argv)
     level = logging.INFO if getattr(args, "verbose", False) else logging.WARNING
@@ -488,6 +582,7 @@ def main(argv=None) -> int:
         "report": _cmd_report,
         "sweep": _cmd_sweep,
         "simulate": _cmd_simulate,
+        "study": _cmd_study,
     }
     try:
         return commands[args.command](args)
