@@ -156,13 +156,19 @@ def available_memory() -> int:
 def memory_needed(config: dict, n_train: int, n_test: int, n_features: int) -> int:
     """Bytes a run will allocate at its peak, estimated from the sizes alone."""
     m = config["model"]
-    width = m["width"] or n_features
-    h = m["hidden"] or width
     n_steps = m["n_steps"]
-    per_layer = (
-        2 * width * h + h if m["field"] == "bottleneck" else width * width + width
-    )
-    n_params = n_steps * per_layer
+    profile = _width_profile(config, n_features)
+    width = max(n for n, _ in profile)
+    if m.get("kind") == "spacetime":
+        # kernels w (and a) of shape (n_k, n_k) and a bias b of n_k per layer
+        squares = 2 if m["field"] == "bottleneck" else 1
+        n_params = sum((squares * n * n + n) * count for n, count in profile)
+    else:
+        h = m["hidden"] or width
+        per_layer = (
+            2 * width * h + h if m["field"] == "bottleneck" else width * width + width
+        )
+        n_params = n_steps * per_layer
     n = n_train + n_test
     stages = 4
     groups = min(16, max(1, -(-n_train // 32)))
@@ -172,8 +178,33 @@ def memory_needed(config: dict, n_train: int, n_test: int, n_features: int) -> i
         + 2 * (n_steps + 1) * 32 * width * (2 + stages)  # per-thread scratch
     )
     if config["save"]["trajectories"]:
-        need += 8 * (n_steps + 1) * n_train * width * 2  # states and their copy
+        levels = sum(n * count for n, count in profile)  # sum of the level widths
+        need += 8 * levels * n_train * 2  # states and their copy
     return need
+
+
+def _width_profile(config: dict, n_features: int) -> list[tuple[int, int]]:
+    """The level widths as (width, number of levels) pairs, from the config alone.
+
+    For a space-time network the schedule ``spacetime.widths`` gives the width from
+    each start time on; the number of levels in each piece is bounded by its share
+    of [0, T] times ``n_steps``, plus one.
+    """
+    m = config["model"]
+    n_steps = m["n_steps"]
+    entries = config.get("spacetime", {}).get("widths", [])
+    if m.get("kind", "neural_ode") != "spacetime":
+        return [(m["width"] or n_features, n_steps + 1)]
+    if not entries:
+        return [(n_features, n_steps + 1)]
+    T = m["T"]
+    starts = [float(e[0]) for e in entries] + [T]
+    profile = []
+    for j, entry in enumerate(entries):
+        n = max(1, math.prod(int(v) for v in entry[1:]))
+        share = max(0.0, min(starts[j + 1], T) - starts[j]) / T
+        profile.append((n, min(n_steps + 1, math.ceil(share * n_steps) + 1)))
+    return profile
 
 
 def check_memory(config, n_train, n_test, n_features):
