@@ -917,13 +917,20 @@ class SweepResult:
             )
             for c in self.cases:
                 lines.append(
-                    f"{c.name:<{width}}  {c.status:<11} {c.objective:>11.5g} "
-                    f"{c.test_accuracy:>8.4f} {c.n_iter:>5d} {c.wall_time:>6.1f}s"
+                    f"{c.name:<{width}}  {c.status:<11} "
+                    f"{_num(c.objective, '.5g'):>11} {_num(c.test_accuracy, '.4f'):>8} "
+                    f"{c.n_iter if c.n_iter >= 0 else '-':>5} "
+                    f"{_num(c.wall_time, '.1f', 's'):>7}"
                 )
         for c in self.failed:
             lines.append(f"failed: {c.name}: {c.error}")
         lines.append(f"index: {self.index_path}")
         return "\n".join(lines)
+
+
+def _num(value: float, spec: str, unit: str = "") -> str:
+    """A number for the summary table, or '-' when it is missing (NaN)."""
+    return "-" if math.isnan(value) else f"{value:{spec}}{unit}"
 
 
 def _column(values: list):

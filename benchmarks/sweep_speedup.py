@@ -1,0 +1,94 @@
+"""Speed-up of a sweep on 2 local workers over 1.
+
+Runs the same sweep of identical cases (digits subset, fixed iteration count, one
+seed per case) with 1 and with 2 worker processes and prints the wall times and
+their ratio, first with one Numba thread per case (pure process parallelism), then
+with the default threads (cores // workers: 1 worker uses every core). Each sweep
+writes to a fresh temporary folder, so no case is reused.
+
+    python benchmarks/sweep_speedup.py [--cases 8] [--samples 300] [--iters 20]
+"""
+
+import argparse
+import os
+import platform
+import tempfile
+import time
+from pathlib import Path
+
+import spacetime as st
+
+
+def machine() -> str:
+    cpu = platform.processor() or platform.machine()
+    try:
+        with open("/proc/cpuinfo") as f:
+            for line in f:
+                if line.startswith("model name"):
+                    cpu = line.split(":", 1)[1].strip()
+                    break
+    except OSError:
+        pass
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else 0
+    load = os.getloadavg() if hasattr(os, "getloadavg") else (float("nan"),) * 3
+    return (
+        f"{cpu}, {cores or os.cpu_count()} cores, {platform.system()} "
+        f"{platform.release()}, Python {platform.python_version()}; "
+        f"load average {load[0]:.2f} {load[1]:.2f} {load[2]:.2f}"
+    )
+
+
+def config(out: Path, n_cases: int, samples: int, iters: int) -> dict:
+    return {
+        "data": {"name": "digits", "max_samples": samples},
+        "model": {"n_steps": 10},
+        # gtol = ftol = 0: every case runs exactly `iters` iterations
+        "optimizer": {"max_iter": iters, "gtol": 0.0, "ftol": 0.0},
+        "save": {"trajectories": False},
+        "sweep": {"grid": {"seed": list(range(n_cases))}, "out": str(out)},
+    }
+
+
+def timed(root: Path, tag: str, cfg_args, workers: int, threads) -> float:
+    cfg = config(root / tag, *cfg_args)
+    start = time.perf_counter()
+    result = st.run_sweep(cfg, workers=workers, threads=threads, progress=False)
+    elapsed = time.perf_counter() - start
+    if not result.complete:
+        raise SystemExit(f"sweep {tag} did not complete: {result.counts()}")
+    per_case = sum(c.wall_time for c in result) / len(result)
+    print(
+        f"  {workers} worker(s), {threads or 'default'} thread(s) per case: "
+        f"{elapsed:6.1f} s  (mean case {per_case:.2f} s)",
+        flush=True,
+    )
+    return elapsed
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--cases", type=int, default=8)
+    ap.add_argument("--samples", type=int, default=300)
+    ap.add_argument("--iters", type=int, default=20)
+    args = ap.parse_args()
+    cfg_args = (args.cases, args.samples, args.iters)
+    print(f"machine: {machine()}")
+    print(
+        f"sweep: {args.cases} cases, digits ({args.samples} samples), width 64, "
+        f"10 layers, {args.iters} L-BFGS-B iterations each"
+    )
+    with tempfile.TemporaryDirectory() as tmp:
+        root = Path(tmp)
+        # compile the kernels (or load them from the cache) outside the timings
+        st.run_sweep(config(root / "warm", 1, 50, 2), workers=1, progress=False)
+        one = timed(root, "w1t1", cfg_args, 1, 1)
+        two = timed(root, "w2t1", cfg_args, 2, 1)
+        print(f"speed-up of 2 workers over 1, 1 thread per case: {one / two:.2f}")
+        one_d = timed(root, "w1", cfg_args, 1, None)
+        two_d = timed(root, "w2", cfg_args, 2, None)
+        print(f"speed-up of 2 workers over 1, default threads: {one_d / two_d:.2f}")
+    print(f"machine afterwards: {machine()}")
+
+
+if __name__ == "__main__":
+    main()
