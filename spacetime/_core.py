@@ -293,8 +293,9 @@ def risk_and_grad(
     *,
     memory_budget_mib=None,
     segment=None,
+    running=None,
 ):
-    """Empirical risk, its gradient and the predictions.
+    """Empirical risk (plus a running cost), its gradient and the predictions.
 
     Parameters
     ----------
@@ -309,18 +310,24 @@ def risk_and_grad(
         between (:func:`checkpoint_segment`). The gradient is the same bit for bit.
     segment : int, optional
         Layers per checkpoint segment, overriding the budget (``>= L``: none).
+    running : RunningCost, optional
+        A running cost ``beta int_0^T R(x(t)) dt``, integrated by the scheme's own
+        quadrature; its gradient is included in the returned gradients.
 
     Returns
     -------
     risk : float
+        The empirical risk at the final level.
     grad_theta : ndarray, shape (n_params,)
     grad_p : ndarray, shape (n_outputs, widths[-1])
     grad_p0 : ndarray, shape (n_outputs,)
     yhat : ndarray, shape (n_samples, n_outputs)
+    running_value : float
+        ``beta sum_k dt_k sum_s b_s R(Y_s^k)``; 0 without a running cost.
     """
     n_samples = x0.shape[0]
     m_out, n_last = p.shape
-    groups = core.n_groups(n_samples)
+    rc = _running_args(running, core, groups := core.n_groups(n_samples))
     p_eff = p if core.out_weight is None else p * core.out_weight
     loss_g = np.zeros(groups)
     grad_g = np.zeros((groups, core.n_params))
@@ -346,9 +353,11 @@ def risk_and_grad(
         gp_g,
         gp0_g,
         yhat,
+        *rc,
     )
     # reduce the groups in a fixed order
     risk = loss_g.sum() / n_samples
+    running_value = rc[-1].sum() / n_samples if running is not None else 0.0
     grad = grad_g.sum(axis=0)
     grad_p = gp_g.sum(axis=0)
     grad_p0 = gp0_g.sum(axis=0)
@@ -356,4 +365,56 @@ def risk_and_grad(
         grad *= core.scale
     if core.out_weight is not None:
         grad_p *= core.out_weight
-    return risk, grad, grad_p, grad_p0, yhat
+    return risk, grad, grad_p, grad_p0, yhat, running_value
+
+
+@dataclass(frozen=True, eq=False)
+class RunningCost:
+    """The running cost ``beta int_0^T R(x(t)) dt`` of the turnpike objective.
+
+    Attributes
+    ----------
+    kind : {"tracking", "risk"}
+        ``tracking``: ``R(x) = (1/N) sum_i sum_j w_j phi(x_ij - xbar_ij)`` with
+        ``phi(r) = (r^2 + eps^2)^(p/2) - eps^p`` (``|r|^p`` when ``eps = 0``) and
+        ``w`` the node weights of the grid (ones for a finite-width network);
+        ``risk``: the empirical risk ``(1/N) sum_i l(P x_i, y_i)`` along the flow.
+    beta : float
+    targets : ndarray, shape (n_samples, width), optional
+        The tracking targets ``xbar_i``.
+    exponent : float
+        ``p >= 1`` of the tracking cost.
+    smoothing : float
+        ``eps >= 0``.
+    weights : ndarray, shape (width,), optional
+    """
+
+    kind: str
+    beta: float
+    targets: np.ndarray | None = None
+    exponent: float = 2.0
+    smoothing: float = 0.0
+    weights: np.ndarray | None = None
+
+
+def _running_args(running, core, groups):
+    """The running-cost arguments of ``value_and_grad``, in its order."""
+    if running is None:
+        return (K.RC_NONE, 0.0, 2.0, 0.0, np.zeros((1, 1)), np.zeros(1), np.zeros(1))
+    if running.kind == "tracking":
+        kind = K.RC_TRACKING
+        xbar = np.ascontiguousarray(running.targets, dtype=np.float64)
+        n = int(core.widths[0])
+        w = np.ones(n) if running.weights is None else running.weights
+    else:
+        kind = K.RC_RISK
+        xbar, w = np.zeros((1, 1)), np.zeros(1)
+    return (
+        kind,
+        float(running.beta),
+        float(running.exponent),
+        float(running.smoothing),
+        xbar,
+        np.ascontiguousarray(w, dtype=np.float64),
+        np.zeros(groups),
+    )

@@ -34,6 +34,8 @@ All functions are free functions on arrays and scalars; validation happens befor
 are called, and they trust their inputs.
 """
 
+from collections import namedtuple
+
 import numpy as np
 from numba import njit, prange
 
@@ -432,10 +434,14 @@ def _step_reverse(
     Z,
     G,
     W,
+    rc,
 ):
     """Adjoint of :func:`_step`: ``Xb = (dX^{k+1}/dX^k)^T Xb_next``.
 
-    The parameter gradient of the layer is added to ``grad``.
+    The parameter gradient of the layer is added to ``grad``. With a running cost
+    (``rc.kind != 0``) the layer's share ``beta dt_k sum_s b_s R(Y_s) / N`` is added
+    to ``rc.acc[0]`` and its gradient to the stage adjoints (and to the output map's
+    gradient for the risk along the flow).
     """
     n = widths[k]
     h = hidden[k]
@@ -503,9 +509,99 @@ def _step_reverse(
                 Kb[i, m] = dt[k] * acc
         off = stage_off[k, s]
         field_vjp(field, act, alpha, theta, off, n, h, Ys[s], nb, Kb, Yb[s], grad, Z, G)
+        if rc.kind != RC_NONE and rk_b[s] != 0.0:
+            _running_cost_stage(rc, rc.beta * dt[k] * rk_b[s], Ys[s], Yb[s], nb, n)
         for i in range(nb):
             for m in range(n):
                 Xb[i, m] += Yb[s, i, m]
+
+
+# ---------------------------------------------------------------------------
+# Running cost of the turnpike objective
+
+RC_NONE = 0
+RC_TRACKING = 1
+RC_RISK = 2
+
+# What the reverse pass needs to add a running cost: scalars, the targets of the
+# tracking cost, the output map for the risk along the flow, scratch, the row offset
+# of the current block (r0[0]) and the group's accumulated cost (acc[0]).
+RunningCost = namedtuple(
+    "RunningCost",
+    [
+        "kind",
+        "beta",
+        "pw",
+        "eps",
+        "inv_n",
+        "xbar",
+        "w",
+        "targets",
+        "p",
+        "p0",
+        "loss",
+        "lparam",
+        "gp",
+        "gp0",
+        "yhat",
+        "slope",
+        "r0",
+        "acc",
+    ],
+)
+
+
+@njit(cache=True)
+def tracking_term(pw, eps, r):
+    """``phi(r) = (r^2 + eps^2)^(pw/2) - eps^pw`` and ``phi'(r)``.
+
+    With ``eps = 0`` this is ``|r|^pw``; ``eps > 0`` smooths the kink of ``pw < 2``.
+    """
+    if eps == 0.0:
+        a = abs(r)
+        if a == 0.0:
+            return 0.0, 0.0
+        val = a**pw
+        return val, pw * val / r
+    q = r * r + eps * eps
+    val = q ** (0.5 * pw)
+    return val - eps**pw, pw * r * val / q
+
+
+@njit(cache=True)
+def _running_cost_stage(rc, coef, Y, Yb, nb, n):
+    """Add ``coef * R_i(Y[i]) / N`` to ``rc.acc[0]`` and its gradient to ``Yb[i]``.
+
+    Tracking: ``R_i(y) = sum_j w_j phi(y_j - xbar_ij)``. Risk along the flow:
+    ``R_i(y) = l(p y + p0, target_i)``, whose gradient also reaches ``p`` and ``p0``.
+    """
+    scale = coef * rc.inv_n
+    total = 0.0
+    if rc.kind == RC_TRACKING:
+        for i in range(nb):
+            row = rc.r0[0] + i
+            for m in range(n):
+                val, d = tracking_term(rc.pw, rc.eps, Y[i, m] - rc.xbar[row, m])
+                total += rc.w[m] * val
+                Yb[i, m] += scale * rc.w[m] * d
+    else:
+        m_out = rc.p.shape[0]
+        for i in range(nb):
+            _output(rc.p, rc.p0, Y, i, rc.yhat)
+            total += loss_and_slope(
+                rc.loss, rc.lparam, rc.yhat, rc.targets[rc.r0[0] + i], rc.slope
+            )
+            for r in range(m_out):
+                sr = scale * rc.slope[r]
+                rc.gp0[r] += sr
+                for c in range(n):
+                    rc.gp[r, c] += sr * Y[i, c]
+            for c in range(n):
+                acc = 0.0
+                for r in range(m_out):
+                    acc += rc.p[r, c] * rc.slope[r]
+                Yb[i, c] += scale * acc
+    rc.acc[0] += coef * total
 
 
 # ---------------------------------------------------------------------------
@@ -807,6 +903,13 @@ def value_and_grad(
     gp_g,
     gp0_g,
     yhat_out,
+    rc_kind,
+    rc_beta,
+    rc_pw,
+    rc_eps,
+    rc_xbar,
+    rc_w,
+    rc_g,
 ):
     """Empirical risk and its exact gradient, accumulated per group.
 
@@ -824,6 +927,13 @@ def value_and_grad(
     block instead of ``L + 1``, at the price of at most one extra forward sweep. The
     recomputation repeats the forward sweep's floating-point operations exactly, so
     the gradient does not depend on ``segment``, bit for bit.
+
+    A running cost ``beta sum_k dt_k sum_s b_s R(Y_s^k)`` (the same tableau's
+    quadrature of ``beta int_0^T R(x(t)) dt``; ``rc_kind`` 1: tracking of
+    ``rc_xbar`` with node weights ``rc_w``, exponent ``rc_pw`` and smoothing
+    ``rc_eps``; 2: the risk along the flow) is evaluated during the reverse sweep,
+    where every stage value is formed once; group ``g`` adds its share, times ``N``,
+    to ``rc_g[g]``.
     """
     n_samples = x0.shape[0]
     n_layers = dt.shape[0]
@@ -852,8 +962,29 @@ def value_and_grad(
         slope = np.empty(m_out)
         grad = grad_g[g]
         loss_sum = 0.0
+        rc = RunningCost(
+            rc_kind,
+            rc_beta,
+            rc_pw,
+            rc_eps,
+            inv_n,
+            rc_xbar,
+            rc_w,
+            targets,
+            p,
+            p0,
+            loss,
+            lparam,
+            gp_g[g],
+            gp0_g[g],
+            np.empty(m_out),
+            np.empty(m_out),
+            np.zeros(1, dtype=np.int64),
+            np.zeros(1),
+        )
         for r0 in range(lo, hi, BLOCK):
             nb = min(BLOCK, hi - r0)
+            rc.r0[0] = r0
             for i in range(nb):
                 for m in range(widths[0]):
                     S[0, i, m] = x0[r0 + i, m]
@@ -973,6 +1104,9 @@ def value_and_grad(
                         Z,
                         G,
                         W,
+                        rc,
                     )
                     Xa, Xc = Xc, Xa
         loss_g[g] = loss_sum
+        if rc_kind != RC_NONE:
+            rc_g[g] = rc.acc[0]

@@ -4,7 +4,7 @@ import math
 
 import numpy as np
 
-from ._core import risk_and_grad
+from ._core import RunningCost, risk_and_grad
 from ._errors import ConfigError, DataError
 from ._registry import LOSSES, lookup
 
@@ -87,6 +87,13 @@ class Problem:
         Whether ``p`` and ``p0`` are optimised with the controls.
     output_reg : float
         Weight of ``|p|^2`` (Frobenius) in the objective when the map is trained.
+    running_cost : RunningCost or dict, optional
+        The turnpike objective's running cost ``beta int_0^T R(x(t)) dt``: a
+        :class:`~spacetime.RunningCost`, or a dict with keys ``kind``
+        ("tracking" or "risk"), ``beta``, and for tracking ``exponent``,
+        ``smoothing`` and optionally ``targets`` (default: for each sample the point
+        nearest its embedded input on ``{x : P x = y_i}``, which needs a fixed output
+        map and vector targets). Needs the same width at every level.
     loss_p : float
         Exponent ``p >= 1`` of the lp loss.
     memory_budget_mib : float, optional
@@ -122,6 +129,7 @@ class Problem:
         output_seed=0,
         loss_p=2.0,
         memory_budget_mib=None,
+        running_cost=None,
     ):
         self.model = model
         if memory_budget_mib is not None and not memory_budget_mib >= 0:
@@ -180,8 +188,92 @@ class Problem:
             )
         self.p = p
         self.p0 = p0
+        self.running = self._running_cost(running_cost)
         self._loss_code = lookup(LOSSES, self.loss, "loss").code
         self.n_evaluations = 0
+
+    def _running_cost(self, spec):
+        if spec is None:
+            return None
+        if isinstance(spec, dict):
+            unknown = set(spec) - {"kind", "beta", "exponent", "smoothing", "targets"}
+            if unknown:
+                raise ConfigError(
+                    f"unknown running-cost keys {sorted(unknown)}: use kind, beta, "
+                    "exponent, smoothing, targets"
+                )
+            spec = RunningCost(
+                kind=spec.get("kind", "tracking"),
+                beta=spec.get("beta", 1.0),
+                targets=spec.get("targets"),
+                exponent=spec.get("exponent", 2.0),
+                smoothing=spec.get("smoothing", 0.0),
+            )
+        core = self.model.core
+        if spec.kind not in ("tracking", "risk"):
+            raise ConfigError(
+                f"unknown running cost '{spec.kind}': choose 'tracking' or 'risk'"
+            )
+        if not (math.isfinite(spec.beta) and spec.beta >= 0):
+            raise ConfigError(f"the running cost's beta must be >= 0, got {spec.beta}")
+        if not (spec.exponent >= 1 and spec.smoothing >= 0):
+            raise ConfigError(
+                "the tracking exponent must be >= 1 and the smoothing >= 0, got "
+                f"{spec.exponent} and {spec.smoothing}"
+            )
+        if np.any(core.widths != core.widths[0]) or np.any(core.tr_has):
+            raise ConfigError(
+                "a running cost needs the same grid at every level: use one fixed "
+                "grid (no width schedule or moving nodes)"
+            )
+        if spec.kind == "risk":
+            return spec
+        targets = spec.targets
+        if targets is None:
+            targets = self.nearest_targets()
+        targets = np.ascontiguousarray(targets, dtype=np.float64)
+        if targets.shape != self.x0.shape:
+            raise ConfigError(
+                f"tracking targets have shape {targets.shape}, expected "
+                f"{self.x0.shape} (one state per sample)"
+            )
+        weights = core.out_weight if core.out_weight is not None else None
+        return RunningCost(
+            "tracking",
+            float(spec.beta),
+            targets,
+            float(spec.exponent),
+            float(spec.smoothing),
+            weights,
+        )
+
+    def nearest_targets(self) -> np.ndarray:
+        """For each sample, the point of ``{x : P x = y_i}`` nearest its input.
+
+        Returns
+        -------
+        ndarray, shape (n_samples, width)
+            ``xbar_i = x_i + p^+ (y_i - p x_i - p0)`` with ``p^+`` the pseudo-inverse
+            (in the grid's weighted inner product for a space-time network).
+        """
+        if self.train_output:
+            raise ConfigError(
+                "tracking targets with P xbar = y need a fixed output map: set "
+                "output_map.trained = false"
+            )
+        if LOSSES[self.loss].target == "class":
+            raise ConfigError(
+                "tracking targets need vector labels y with P xbar = y; the "
+                "cross-entropy loss has classes: use the logistic, squared or lp loss"
+            )
+        w = self.model.core.out_weight
+        p_eff = self.p if w is None else self.p * w
+        residual = self.targets - (self.x0 @ p_eff.T + self.p0)
+        if w is None:
+            return self.x0 + residual @ np.linalg.pinv(p_eff).T
+        # minimal correction in the norm sum_j w_j d_j^2: d = W^-1 p_eff^T c
+        gram = (p_eff / w) @ p_eff.T
+        return self.x0 + (residual @ np.linalg.pinv(gram).T) @ (p_eff / w)
 
     # -- the optimisation variables ---------------------------------------
 
@@ -225,7 +317,7 @@ class Problem:
         z = np.ascontiguousarray(z, dtype=np.float64)
         theta, p, p0 = self.split(z)
         core = self.model.core
-        risk, g_theta, g_p, g_p0, yhat = risk_and_grad(
+        risk, g_theta, g_p, g_p0, yhat, running = risk_and_grad(
             core,
             theta,
             p,
@@ -235,11 +327,12 @@ class Problem:
             self._loss_code,
             self.loss_p,
             memory_budget_mib=self.memory_budget_mib,
+            running=self.running,
         )
         self.n_evaluations += 1
         reg = self.lam * float(np.dot(core.norm_weight, theta * theta))
         g_theta += (2.0 * self.lam) * core.norm_weight * theta
-        value = risk + reg
+        value = risk + reg + running
         if self.train_output:
             if self.output_reg:
                 value += self.output_reg * float(np.sum(p * p))
@@ -247,7 +340,7 @@ class Problem:
             grad = np.concatenate([g_theta, g_p.ravel(), g_p0])
         else:
             grad = g_theta
-        return value, grad, {"risk": risk, "reg": reg, "yhat": yhat}
+        return value, grad, {"risk": risk, "reg": reg, "yhat": yhat, "running": running}
 
     def evaluate(self, z: np.ndarray) -> dict:
         """Objective, risk, control norm, predictions and accuracy at ``z``."""
@@ -256,6 +349,7 @@ class Problem:
         return {
             "objective": value,
             "risk": info["risk"],
+            "running_cost": info["running"],
             "control_norm": math.sqrt(self.model.control_norm2(theta)),
             "grad_norm": float(np.linalg.norm(grad)),
             "predictions": info["yhat"],
