@@ -1283,6 +1283,7 @@ class _Runner:
         self.retries = retries
         self.result = SweepResult(plan.out, plan.keys, plan.chain)
         self.created = _now()
+        self._written = (-math.inf, 0.0)  # time and duration of the last write
         self.modes = {}
 
     # -- state of the cases before the run ---------------------------------
@@ -1306,8 +1307,18 @@ class _Runner:
                 rec._update(info)
                 rec.reused = state == "complete"
 
-    def _save_index(self):
+    def _save_index(self, force=True):
+        """Rewrite the index; when not forced, at most about once a second.
+
+        Writing costs time in proportion to the number of cases, so a large sweep
+        of short cases rewrites it every ``max(1 s, 10 x its writing time)``.
+        """
+        now = time.perf_counter()
+        last, took = self._written
+        if not force and now - last < max(1.0, 10 * took):
+            return
         _write_index(self.result, self.plan.text, self.created)
+        self._written = (now, time.perf_counter() - now)
 
     # -- the executor ------------------------------------------------------
 
@@ -1440,7 +1451,7 @@ class _Runner:
                                 self.on_case(rec)
                             except (StopIteration, KeyboardInterrupt):
                                 stopping = self._begin_stop(in_flight)
-                    self._save_index()
+                    self._save_index(force=False)
                     if broken and self.own_pool and not stopping:
                         self.executor.shutdown(wait=False, cancel_futures=True)
                         self.executor = self._new_pool()

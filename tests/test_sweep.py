@@ -51,7 +51,7 @@ def client():
         processes=True,
         threads_per_worker=1,
         host="127.0.0.1",
-        dashboard_address=None,
+        dashboard_address="127.0.0.1:0",
     )
     c = distributed.Client(cluster)
     yield c
