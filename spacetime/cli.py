@@ -345,6 +345,11 @@ def _parser() -> argparse.ArgumentParser:
     conv.add_argument(
         "--no-trained", action="store_true", help="skip the trained study"
     )
+    conv.add_argument(
+        "--no-adjoint",
+        action="store_true",
+        help="skip the gap between the discrete and the continuous gradient",
+    )
     _add_verbosity(conv)
     return top
 
@@ -560,6 +565,7 @@ def _cmd_study(args) -> int:
         n_refinements=args.refinements,
         trained=not args.no_trained,
         trained_schemes=_names(args.trained_schemes),
+        adjoint=not args.no_adjoint,
         fast=args.fast,
         overwrite=args.overwrite,
     )

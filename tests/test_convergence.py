@@ -7,10 +7,13 @@ import h5py
 import numpy as np
 import pytest
 
+import grids
 import spacetime
 from spacetime import SCHEMES
 from spacetime._convergence import (
     SmoothControls,
+    adjoint_gap,
+    continuous_gradient,
     expected_order,
     fit_order,
     forward_errors,
@@ -42,6 +45,37 @@ def test_frozen_controls_cap_the_order(scheme, mode):
 def test_rk4_converges_at_fourth_order_on_the_outside_field():
     r = forward_errors("rk4", "outside", "stage", STEPS[:4])
     assert r.n_fit >= 3 and abs(r.order - 4.0) <= 0.2
+
+
+@pytest.mark.parametrize("field", ["inside", "bottleneck"])
+@pytest.mark.parametrize("scheme", ["euler", "rk4"])
+def test_discrete_gradient_approaches_the_continuous_one_at_the_scheme_order(
+    scheme, field
+):
+    # rk4's gap reaches the reference's accuracy sooner: start it coarser
+    a = adjoint_gap(scheme, field, [4, 8, 16] if scheme == "rk4" else [8, 16, 32])
+    assert a.n_fit == 3
+    assert abs(a.order - SCHEMES[scheme].order) <= 0.2, a.gaps
+
+
+def test_continuous_gradient_matches_finite_differences_of_the_continuous_risk():
+    rng = np.random.default_rng(7)
+    time = grids.time_grid(nodes=[0.0, 0.3, 0.5, 1.0])
+    n, h = 3, 2
+    theta = rng.normal(size=3 * (2 * n * h + h))
+    x0 = rng.normal(size=(4, n))
+    p = rng.normal(size=(2, n))
+    target = rng.normal(size=(4, 2))
+    _, grad = continuous_gradient("bottleneck", "tanh", n, h, time, theta, x0, p,
+                                  target)
+    v = rng.normal(size=theta.shape)
+    eps = 1e-5
+    plus = continuous_gradient("bottleneck", "tanh", n, h, time, theta + eps * v,
+                               x0, p, target)[0]
+    minus = continuous_gradient("bottleneck", "tanh", n, h, time, theta - eps * v,
+                                x0, p, target)[0]
+    fd = (plus - minus) / (2 * eps)
+    assert abs(fd - grad @ v) <= 1e-7 * abs(fd)
 
 
 def test_fit_order_uses_only_errors_above_the_floor():
@@ -96,11 +130,13 @@ def test_study_command_writes_the_analysis_file_table_and_figures(tmp_path, caps
         assert abs(g.attrs["observed_order"] - 4.0) <= 0.2
         assert np.allclose(g["dt"][:], 1.0 / np.array(STEPS))
         assert set(f["forward"]) == {"stage", "mid"}
+        assert set(f["adjoint/inside"]) == {"euler", "rk4"}
     with open(out / "convergence.csv") as fh:
         rows = list(csv.DictReader(fh))
-    assert len(rows) == 4
+    assert [r["study"] for r in rows] == ["forward"] * 4 + ["adjoint"] * 2
     assert {r["scheme"] for r in rows} == {"euler", "rk4"}
-    for name in ("convergence_forward.png", "convergence_trained.png"):
+    for name in ("convergence_forward.png", "convergence_trained.png",
+                 "convergence_adjoint.png"):
         assert (out / name).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     # a second run refuses to replace the files, and writes nothing
     before = (out / "convergence.md").stat().st_mtime_ns
