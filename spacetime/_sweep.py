@@ -1388,11 +1388,13 @@ class _Runner:
     def run(self) -> SweepResult:
         plan, result = self.plan, self.result
         self._inspect()
-        self._save_index()
         todo = [c.index for c in plan.cases if not result.cases[c.index].complete]
         if not todo:
+            self._save_index()
             log.info("all %d cases of the sweep are complete", len(plan.cases))
             return result
+        self._start_executor(len(todo))  # a Dask scheduler out of reach stops here
+        self._save_index()
         successors = collections.defaultdict(list)
         for case in plan.cases:
             if case.previous is not None:
@@ -1403,8 +1405,11 @@ class _Runner:
             if plan.cases[i].previous is None
             or result.cases[plan.cases[i].previous].complete
         )
-        _warm_up(plan.cases[todo[0]].config)
-        self._start_executor(len(todo))
+        try:
+            _warm_up(plan.cases[todo[0]].config)
+        except BaseException:
+            self._stop_executor()
+            raise
         bar = None
         if self.progress and sys.stderr.isatty():
             from tqdm.auto import tqdm
@@ -1442,7 +1447,7 @@ class _Runner:
                         broken |= died
                         rec = result.cases[i]
                         rec._update(info)
-                        self._advance(i, successors, ready, stopping)
+                        self._advance(i, successors, ready)
                         if bar is not None:
                             bar.update(1)
                             bar.set_postfix(failed=len(result.failed), refresh=False)
@@ -1508,7 +1513,7 @@ class _Runner:
         except Exception as err:
             return {"status": "failed", "error": _error_text(err)}, False
 
-    def _advance(self, i, successors, ready, stopping):
+    def _advance(self, i, successors, ready):
         """Release a finished case's chain successor, or skip it."""
         rec = self.result.cases[i]
         for j in successors.get(i, ()):
