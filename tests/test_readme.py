@@ -103,3 +103,18 @@ def test_readme_sections_come_in_the_agreed_order(readme):
         "Development",
     ]
     assert [t for t in titles if t in agreed] == agreed
+
+
+def test_relative_links_of_readme_and_docs_point_to_existing_files():
+    root = README.parent
+    pages = [README, *sorted((root / "docs").glob("*.md"))]
+    broken = []
+    for page in pages:
+        text = re.sub(r"```.*?```", "", page.read_text(encoding="utf-8"), flags=re.S)
+        for target in re.findall(r"\]\(([^)\s]+)\)", text):
+            if re.match(r"[a-z]+:", target) or target.startswith("#"):
+                continue
+            path = (page.parent / target.split("#", 1)[0]).resolve()
+            if not path.exists():
+                broken.append(f"{page.relative_to(root)} -> {target}")
+    assert not broken, f"links to missing files: {broken}"
