@@ -12,6 +12,7 @@ writes to a fresh temporary folder, so no case is reused.
 import argparse
 import os
 import platform
+import resource
 import tempfile
 import time
 from pathlib import Path
@@ -51,15 +52,21 @@ def config(out: Path, n_cases: int, samples: int, iters: int) -> dict:
 
 def timed(root: Path, tag: str, cfg_args, workers: int, threads) -> float:
     cfg = config(root / tag, *cfg_args)
+    cpu0 = resource.getrusage(resource.RUSAGE_CHILDREN)
     start = time.perf_counter()
     result = st.run_sweep(cfg, workers=workers, threads=threads, progress=False)
     elapsed = time.perf_counter() - start
+    cpu1 = resource.getrusage(resource.RUSAGE_CHILDREN)
     if not result.complete:
         raise SystemExit(f"sweep {tag} did not complete: {result.counts()}")
     per_case = sum(c.wall_time for c in result) / len(result)
+    # CPU seconds of the (finished) worker processes over the cores they could use
+    cpu = (cpu1.ru_utime - cpu0.ru_utime) + (cpu1.ru_stime - cpu0.ru_stime)
+    cores = workers * (threads or max(1, (os.cpu_count() or 1) // workers))
     print(
         f"  {workers} worker(s), {threads or 'default'} thread(s) per case: "
-        f"{elapsed:6.1f} s  (mean case {per_case:.2f} s)",
+        f"{elapsed:6.1f} s  (mean case {per_case:.2f} s; workers busy "
+        f"{cpu / (elapsed * cores):.0%} of {cores} core(s))",
         flush=True,
     )
     return elapsed
