@@ -1222,6 +1222,10 @@ def run_sweep(
         ``on_case(record)`` after each case this call runs, with its
         :class:`CaseRecord`; raising ``StopIteration`` or ``KeyboardInterrupt``
         stops the sweep as Ctrl-C does.
+    retries : int
+        On a Dask cluster, how often a task that raised is submitted again (Dask
+        itself reschedules a task whose worker died). Locally, how often a case is
+        run again on a new worker process when its worker process died.
 
     Returns
     -------
@@ -1285,6 +1289,7 @@ class _Runner:
         self.created = _now()
         self._written = (-math.inf, 0.0)  # time and duration of the last write
         self.modes = {}
+        self.deaths = collections.Counter()  # worker processes lost per case
 
     # -- state of the cases before the run ---------------------------------
 
@@ -1446,6 +1451,13 @@ class _Runner:
                         info, died = self._outcome(fut, plan.cases[i])
                         broken |= died
                         rec = result.cases[i]
+                        if died and not stopping and self.deaths[i] < self.retries:
+                            # its worker process died: run it again on a new one
+                            self.deaths[i] += 1
+                            rec.status = "pending"
+                            ready.appendleft(i)
+                            log.warning("case %s lost with its worker", rec.name)
+                            continue
                         rec._update(info)
                         self._advance(i, successors, ready)
                         if bar is not None:
@@ -1507,8 +1519,8 @@ class _Runner:
         except cf.process.BrokenProcessPool:
             return {
                 "status": "failed",
-                "error": "the worker process running this case died (killed, or out "
-                "of memory); run the sweep again to retry it",
+                "error": "the worker process running this case died "
+                f"{self.deaths[case.index] + 1} times (killed, or out of memory)",
             }, True
         except Exception as err:
             return {"status": "failed", "error": _error_text(err)}, False

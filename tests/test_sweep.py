@@ -2,6 +2,7 @@
 
 import copy
 import csv
+import multiprocessing
 import os
 import signal
 import subprocess
@@ -135,6 +136,30 @@ def test_local_sweep_writes_one_file_per_case_and_an_index_matching_them(local):
         name = index[0].name
         linked = f["runs"][name]["results"].attrs["objective"]
         assert linked == index[0].objective
+
+
+def test_case_lost_with_a_killed_local_worker_runs_again(local, tmp_path, caplog):
+    killed = []
+
+    def kill_a_worker(rec):
+        if killed:
+            return
+        workers = [
+            p
+            for p in multiprocessing.active_children()
+            if p.name.startswith("SpawnProcess") and p.is_alive()
+        ]
+        os.kill(workers[0].pid, signal.SIGKILL)
+        killed.append(workers[0].pid)
+
+    res = st.run_sweep(
+        sweep_config(tmp_path / "s"), workers=2, progress=False, on_case=kill_a_worker
+    )
+    assert killed
+    assert "lost with its worker" in caplog.text
+    assert res.complete
+    for a, b in zip(res, local, strict=True):
+        assert a.objective == b.objective
 
 
 def test_dask_cluster_gives_the_local_results_bit_for_bit(local, client, tmp_path):
