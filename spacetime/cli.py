@@ -153,7 +153,12 @@ def _parser() -> argparse.ArgumentParser:
         type=_number(float, 0, strict=True),
         default=1e-4, help="finite-difference step (default 1e-4)"
     )
-    chk.add_argument("--seed", type=_number(int, 0), default=0, help="seed of point and directions")
+    chk.add_argument(
+        "--seed",
+        type=_number(int, 0),
+        default=0,
+        help="seed of point and directions",
+    )
     chk.add_argument(
         "--tol",
         type=_number(float, 0),
