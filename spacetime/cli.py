@@ -296,9 +296,10 @@ def _parser() -> argparse.ArgumentParser:
             "controls against a DOP853 reference as the step halves (controls at "
             "every stage time, or frozen per step at the left end or midpoint), "
             "and the rate at which the optimal value and controls of a trained "
-            "problem settle as the layers double. Writes convergence.h5, .csv, .md "
-            "and two PNG figures to the output folder and prints the table "
-            "(see docs/convergence.md)."
+            "problem settle as the layers double; and the gap between the exact "
+            "discrete gradient and the continuous adjoint gradient. Writes "
+            "convergence.h5, .csv, .md and three PNG figures to the output folder "
+            "and prints the table (see docs/convergence.md)."
         ),
     )
     conv.add_argument(
