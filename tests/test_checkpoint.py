@@ -127,3 +127,26 @@ def test_memory_budget_is_a_config_key_passed_to_the_problem():
     )
     with pytest.raises(spacetime.ConfigError, match="memory_budget_mib"):
         spacetime.validate({"numerics": {"memory_budget_mib": -1.0}})
+
+
+@pytest.mark.parametrize("kind", ["risk", "tracking"])
+@pytest.mark.parametrize("scheme", ["euler", "rk4"])
+def test_checkpointed_gradient_equals_stored_gradient_with_a_running_cost(
+    scheme, kind
+):
+    from spacetime._core import RunningCost
+
+    problem = _problem(scheme, "bottleneck", False, None)
+    model, rng = problem.model, np.random.default_rng(8)
+    n = problem.x0.shape[0]
+    running = RunningCost(
+        kind, 0.7, targets=rng.normal(size=(n, 4)) if kind == "tracking" else None,
+        exponent=1.5, smoothing=1e-2,
+    )
+    theta = model.init_params(0, 0.9)
+    args = (model.core, theta, problem.p, problem.p0, problem.x0, problem.targets,
+            problem._loss_code, 2.0)
+    stored = risk_and_grad(*args, segment=N_STEPS, running=running)
+    ckpt = risk_and_grad(*args, segment=5, running=running)
+    assert stored[-1] > 0.0  # the running cost is there
+    assert all(np.array_equal(a, b) for a, b in zip(stored, ckpt, strict=True))
