@@ -30,6 +30,7 @@ import os
 import re
 import signal
 import sys
+import threading
 import time
 import tomllib
 import uuid
@@ -38,6 +39,8 @@ from pathlib import Path
 
 import h5py
 import numpy as np
+
+import grids
 
 from . import _io
 from ._config import SCHEMA, dump, validate
@@ -595,9 +598,15 @@ def _train_warm(config: dict, source: str, out: str):
     check_memory(config, dataset.n_train, dataset.n_test, dataset.n_features)
     dataset, model, problem = build(config, dataset)
     try:
+        controls = previous["controls"]
+        n_prev = len(controls) if isinstance(controls, list) else len(controls["b"])
+        if n_prev != model.n_steps:  # another step count: resample in t / T
+            from ._studies import resample_controls
+
+            controls = resample_controls(controls, previous["time"], model.time.nodes)
         z0 = warm_start_point(
             problem,
-            previous["controls"],
+            controls,
             previous["p"],
             previous["p0"],
             float(previous["time"][-1]),
@@ -717,7 +726,7 @@ def _error_text(err: BaseException) -> str:
 
     if isinstance(err, TrainingDiverged):
         return f"training diverged: {err}"
-    if isinstance(err, SpacetimeError) or type(err).__name__ == "GridError":
+    if isinstance(err, SpacetimeError | grids.GridError):
         return str(err)
     return f"{type(err).__name__}: {err}"
 
@@ -758,7 +767,7 @@ def _run_case(task: _Task) -> dict:
         out["hash"] = task.hash
         return out
     except Exception as err:
-        if not isinstance(err, SpacetimeError):
+        if not isinstance(err, SpacetimeError | grids.GridError):
             log.exception("case %s failed", task.name)
         return {"hash": task.hash, "status": "failed", "error": _error_text(err)}
     finally:
@@ -774,8 +783,6 @@ def _warm_up(config: dict) -> None:
     Workers started together then load the cached machine code instead of all
     compiling it at the same time.
     """
-    import grids
-
     from ._model import NeuralODE
     from ._problem import Problem
 
@@ -1439,7 +1446,7 @@ class _Runner:
                         and (self.limit is None or len(in_flight) < self.limit)
                     ):
                         i = ready.popleft()
-                        fut = self.executor.submit(_run_case, self._task(plan.cases[i]))
+                        fut = self._submit(self._task(plan.cases[i]))
                         in_flight[fut] = i
                         result.cases[i].status = "running"
                     if not in_flight:
@@ -1451,7 +1458,10 @@ class _Runner:
                         info, died = self._outcome(fut, plan.cases[i])
                         broken |= died
                         rec = result.cases[i]
-                        if died and not stopping and self.deaths[i] < self.retries:
+                        if died and stopping:
+                            rec.status = "pending"  # lost while the sweep stops
+                            continue
+                        if died and self.deaths[i] < self.retries:
                             # its worker process died: run it again on a new one
                             self.deaths[i] += 1
                             rec.status = "pending"
@@ -1501,6 +1511,25 @@ class _Runner:
             except KeyboardInterrupt:  # an index written a moment ago remains
                 pass
         return result
+
+    def _submit(self, task: _Task):
+        """Hand a case to the executor.
+
+        A local pool starts its worker processes while cases are submitted; they
+        start with Ctrl-C ignored (a disposition that survives exec) until their
+        initializer installs its own handler, so an interrupt that comes while a
+        worker is still importing does not kill it.
+        """
+        if (
+            not self.own_pool
+            or threading.current_thread() is not threading.main_thread()
+        ):
+            return self.executor.submit(_run_case, task)
+        previous = signal.signal(signal.SIGINT, signal.SIG_IGN)
+        try:
+            return self.executor.submit(_run_case, task)
+        finally:
+            signal.signal(signal.SIGINT, previous)
 
     def _begin_stop(self, in_flight) -> bool:
         """Cancel every case not yet started; running ones finish or stop."""
