@@ -1137,6 +1137,14 @@ def _local_cores() -> int:
         return os.cpu_count() or 1
 
 
+def _fingerprint() -> str:
+    """The package version and a hash of the config keys, to compare with workers."""
+    from . import __version__
+
+    keys = json.dumps(_dotted_keys()).encode()
+    return f"{__version__}-{hashlib.sha256(keys).hexdigest()[:12]}"
+
+
 def _dask_executor(scheduler, retries: int):
     """An executor on a Dask cluster and the Numba threads each case should use."""
     try:
@@ -1157,6 +1165,20 @@ def _dask_executor(scheduler, retries: int):
         owned = client
     else:
         client, owned = scheduler, None
+    try:
+        remote = client.run(_fingerprint, on_error="return")
+    except Exception as err:  # the workers cannot even run the check
+        remote = {"?": err}
+    local = _fingerprint()
+    stale = sorted(addr for addr, fp in remote.items() if fp != local)
+    if stale:
+        if owned is not None:
+            owned.close()
+        raise ConfigError(
+            f"{len(stale)} Dask worker(s), e.g. {stale[0]}, run another version of "
+            "spacetime than this process (other config keys): restart the workers "
+            "from the same installation"
+        )
     threads = None
     try:
         cores = client.run(os.cpu_count)

@@ -171,6 +171,18 @@ def test_dask_cluster_gives_the_local_results_bit_for_bit(local, client, tmp_pat
         assert a.n_iter == b.n_iter
 
 
+def test_dask_workers_running_other_config_keys_are_refused(
+    client, tmp_path, monkeypatch
+):
+    from spacetime import _sweep
+
+    keys = _sweep._dotted_keys()
+    monkeypatch.setattr(_sweep, "_dotted_keys", lambda: [*keys, "problem.new_key"])
+    with pytest.raises(st.ConfigError, match="another version of spacetime"):
+        st.run_sweep(sweep_config(tmp_path / "v"), scheduler=client, progress=False)
+    assert not (tmp_path / "v" / "index.h5").exists()
+
+
 def test_killed_dask_worker_is_rescheduled_and_every_case_completes(
     local, client, tmp_path
 ):
