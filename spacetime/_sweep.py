@@ -474,12 +474,14 @@ def plan_sweep(config, out=None) -> SweepPlan:
 _worker_interrupted = False
 
 
-def _worker_init(threads: int) -> None:
-    """Initializer of local worker processes: Numba threads and Ctrl-C handling.
+def _worker_init(threads: int, parent: int) -> None:
+    """Initializer of local worker processes: Numba threads, Ctrl-C, orphans.
 
     A Ctrl-C on the terminal reaches every process of the group. Inside the
     optimiser it stops the running case cleanly (its iterate is saved as
     "interrupted"); outside it only marks the worker so that it starts no new case.
+    A worker whose sweep process ``parent`` has died (killed without cleaning up)
+    ends itself within a second instead of waiting forever for work.
     """
     import numba
 
@@ -491,6 +493,13 @@ def _worker_init(threads: int) -> None:
         _worker_interrupted = True
 
     signal.signal(signal.SIGINT, _mark)
+
+    def _watch():
+        while os.getppid() == parent:
+            time.sleep(1.0)
+        os._exit(1)
+
+    threading.Thread(target=_watch, name="sweep-parent-watch", daemon=True).start()
 
 
 @dataclass(frozen=True)
@@ -1384,7 +1393,7 @@ class _Runner:
             max_workers=self.n_workers,
             mp_context=multiprocessing.get_context("spawn"),
             initializer=_worker_init,
-            initargs=(self.threads or 0,),
+            initargs=(self.threads or 0, os.getpid()),
         )
 
     def _stop_executor(self, abort=False):
@@ -1459,6 +1468,8 @@ class _Runner:
         in_flight = {}
         stopping = False
         abort = False
+        main = threading.current_thread() is threading.main_thread()
+        old_term = signal.signal(signal.SIGTERM, self._on_terminate) if main else None
         try:
             while in_flight or (ready and not stopping):
                 try:
@@ -1515,6 +1526,8 @@ class _Runner:
                         len(in_flight),
                     )
         finally:
+            if main:
+                signal.signal(signal.SIGTERM, old_term)
             if bar is not None:
                 bar.close()
             for fut, i in in_flight.items():
@@ -1552,6 +1565,16 @@ class _Runner:
             return self.executor.submit(_run_case, task)
         finally:
             signal.signal(signal.SIGINT, previous)
+
+    def _on_terminate(self, signum, frame):
+        """SIGTERM: stop as for Ctrl-C, passing the interrupt on to local workers."""
+        if self.own_pool:
+            for proc in list(getattr(self.executor, "_processes", {}).values()):
+                try:
+                    os.kill(proc.pid, signal.SIGINT)
+                except (OSError, TypeError):
+                    pass
+        raise KeyboardInterrupt
 
     def _begin_stop(self, in_flight) -> bool:
         """Cancel every case not yet started; running ones finish or stop."""

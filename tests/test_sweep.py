@@ -309,10 +309,9 @@ def test_chain_warm_starts_from_the_rescaled_predecessor_solution(tmp_path):
 # -- Ctrl-C ------------------------------------------------------------------------
 
 
-def test_ctrl_c_stops_the_sweep_with_status_130_and_a_valid_index(tmp_path):
+def start_sweep_process(tmp_path):
+    """A ``spacetime sweep`` process with a short case, then one of many seconds."""
     path = tmp_path / "sweep.toml"
-    # a short case, then one of many seconds: when the short one is done, both
-    # workers have started and the other is inside the optimiser
     path.write_text(
         '[data]\nname = "digits"\nmax_samples = 400\n'
         "[model]\nn_steps = 10\n"
@@ -321,13 +320,35 @@ def test_ctrl_c_stops_the_sweep_with_status_130_and_a_valid_index(tmp_path):
         '[sweep]\ngrid = { "optimizer.max_iter" = [5, 5000] }\n'
         f'out = "{tmp_path / "s"}"\n'
     )
-    proc = subprocess.Popen(
+    return subprocess.Popen(
         [sys.executable, "-m", "spacetime.cli", "sweep", str(path), "--workers", "2"],
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         start_new_session=True,
     )
+
+
+def children(pid):
+    """Process ids whose parent is ``pid`` (from /proc)."""
+    out = []
+    for entry in os.listdir("/proc"):
+        if entry.isdigit():
+            try:
+                with open(f"/proc/{entry}/stat") as f:
+                    fields = f.read().rsplit(")", 1)[1].split()
+            except OSError:
+                continue
+            if int(fields[1]) == pid:
+                out.append(int(entry))
+    return out
+
+
+@pytest.mark.parametrize("how", ["ctrl-c", "sigterm"])
+def test_interrupt_stops_the_sweep_with_status_130_and_a_valid_index(tmp_path, how):
+    proc = start_sweep_process(tmp_path)
     try:
+        # when the short case is done both workers have started, and the other
+        # one is inside the optimiser
         deadline = time.monotonic() + 120
         done = False
         while not done and time.monotonic() < deadline and proc.poll() is None:
@@ -335,7 +356,10 @@ def test_ctrl_c_stops_the_sweep_with_status_130_and_a_valid_index(tmp_path):
             if (tmp_path / "s" / "index.h5").exists():
                 done = any(c.complete for c in st.load_sweep(tmp_path / "s"))
         time.sleep(1.0)
-        os.killpg(proc.pid, signal.SIGINT)
+        if how == "ctrl-c":  # the terminal sends SIGINT to the whole group
+            os.killpg(proc.pid, signal.SIGINT)
+        else:  # a batch system sends SIGTERM to the process it started
+            os.kill(proc.pid, signal.SIGTERM)
         _, err = proc.communicate(timeout=60)
     finally:
         if proc.poll() is None:
@@ -349,3 +373,39 @@ def test_ctrl_c_stops_the_sweep_with_status_130_and_a_valid_index(tmp_path):
     run = st.load_run(tmp_path / "s" / long.file)
     assert run.status == "interrupted"
     assert run.optimizer["n_iter"] == long.n_iter
+
+
+def running(pid):
+    """Whether ``pid`` exists and is not a zombie waiting to be reaped."""
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            return f.read().rsplit(")", 1)[1].split()[0] != "Z"
+    except OSError:
+        return False
+
+
+def test_workers_of_a_killed_sweep_end_themselves(tmp_path):
+    proc = start_sweep_process(tmp_path)
+    try:
+        deadline = time.monotonic() + 120
+        workers = []
+        while len(workers) < 2 and time.monotonic() < deadline:
+            time.sleep(0.3)
+            workers = [
+                pid
+                for pid in children(proc.pid)
+                if b"spawn_main" in open(f"/proc/{pid}/cmdline", "rb").read()
+            ]
+        assert len(workers) == 2
+        os.kill(proc.pid, signal.SIGKILL)  # no clean-up in the sweep process
+        proc.wait(timeout=10)
+        deadline = time.monotonic() + 10
+        while time.monotonic() < deadline and any(map(running, workers)):
+            time.sleep(0.2)
+        alive = [pid for pid in workers if running(pid)]
+    finally:
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGKILL)
+    for pid in alive:
+        os.kill(pid, signal.SIGKILL)
+    assert not alive
