@@ -826,13 +826,27 @@ class CaseRecord:
 
     Attributes
     ----------
+    name, hash : str
+        The case's file stem and hash.
+    values : dict
+        The swept keys and this case's values.
+    file : str
+        The case's file name, relative to the sweep folder.
     status : str
         A run-file status (``converged``, ``max_iter``, ``stopped``,
         ``time_limit``, ``interrupted``), or ``failed`` (an error; see ``error``),
-        ``skipped`` (its chain predecessor did not complete) or ``pending`` (not
-        run yet).
+        ``skipped`` (its chain predecessor did not complete), ``running`` or
+        ``pending`` (not run yet).
+    error : str
+        One line saying why a case failed or was skipped; ``""`` otherwise.
+    objective, risk, train_accuracy, test_accuracy, wall_time : float
+        The headline numbers of the case file (NaN without a file).
+    n_iter : int
+        Optimiser iterations (-1 without a file).
     reused : bool
         The case was complete before this run of the sweep and was not run again.
+    previous : str
+        The chain predecessor's name, or ``""``.
     """
 
     name: str
@@ -1283,12 +1297,17 @@ def run_sweep(
     Ctrl-C stops cleanly: no new case starts, running local cases stop at their
     next objective evaluation and are saved as "interrupted", cases not started are
     cancelled, and the index keeps every finished case. A second Ctrl-C ends the
-    workers at once.
+    workers at once. SIGTERM is handled like Ctrl-C. The signals are handled only
+    when the sweep runs in the main thread.
     """
     if workers is not None and (
         isinstance(workers, bool) or not isinstance(workers, int) or workers < 1
     ):
         raise ConfigError(f"workers must be an integer >= 1, got {workers!r}")
+    if threads is not None and (
+        isinstance(threads, bool) or not isinstance(threads, int) or threads < 1
+    ):
+        raise ConfigError(f"threads must be an integer >= 1, got {threads!r}")
     if executor is not None and scheduler is not None:
         raise ConfigError("give either an executor or a Dask scheduler, not both")
     plan = plan_sweep(config, out=out)
