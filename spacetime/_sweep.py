@@ -366,6 +366,10 @@ def _fmt_value(v) -> str:
         return "true" if v else "false"
     if isinstance(v, float):
         text = f"{v:g}"
+    elif isinstance(v, list) and len(v) > 4 and all(
+        isinstance(x, int | float) for x in v
+    ):  # a long list such as model.time_nodes: its ends and its length
+        text = f"{_fmt_value(v[0])}..{_fmt_value(v[-1])}x{len(v) - 1}"
     elif isinstance(v, list):
         text = "-".join(_fmt_value(x) for x in v) or "none"
     else:
@@ -659,7 +663,10 @@ def _train_warm(config: dict, source: str, out: str):
 
 def _annotate(path, task: _Task) -> None:
     """Add the ``/sweep`` group (case hash, values, warm start) to a run file."""
-    with h5py.File(path, "r+") as f:
+    # no HDF5 file lock: the file is this case's own, and a lock can linger in a
+    # child process forked by another thread (git in the provenance) that
+    # inherited the descriptor of an earlier open
+    with h5py.File(path, "r+", locking=False) as f:
         g = f.require_group("sweep")
         g.attrs["case_hash"] = task.hash
         g.attrs["case_name"] = task.name
@@ -678,7 +685,7 @@ def _read_case(path) -> dict:
         When the file is not a readable run file written by a sweep.
     """
     try:
-        with h5py.File(path, "r") as f:
+        with h5py.File(path, "r", locking=False) as f:
             if f.attrs.get("format") != _io.FORMAT:
                 raise RunFileError(f"'{path}' is not a spacetime run file")
             if f.attrs.get("format_version") != _io.FORMAT_VERSION:

@@ -8,6 +8,7 @@ import signal
 import subprocess
 import sys
 import time
+from concurrent.futures import ThreadPoolExecutor
 
 import h5py
 import numpy as np
@@ -160,6 +161,13 @@ def test_case_lost_with_a_killed_local_worker_runs_again(local, tmp_path, caplog
     assert res.complete
     for a, b in zip(res, local, strict=True):
         assert a.objective == b.objective
+
+
+def test_any_executor_runs_the_sweep_with_the_same_results(local, tmp_path):
+    with ThreadPoolExecutor(max_workers=2) as pool:
+        res = st.run_sweep(sweep_config(tmp_path / "t"), pool, progress=False)
+    assert res.complete, res.summary()
+    assert [c.objective for c in res] == [c.objective for c in local]
 
 
 def test_dask_cluster_gives_the_local_results_bit_for_bit(local, client, tmp_path):
