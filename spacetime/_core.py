@@ -17,6 +17,11 @@ from ._registry import Activation, Field, Scheme
 _EMPTY_I = np.zeros(0, dtype=np.int64)
 _EMPTY_F = np.zeros(0, dtype=np.float64)
 
+# Most samples in one block of the kernels.
+MAX_LANES = 128
+# Layers with n_k h_k >= BLAS_MIN multiply through BLAS, narrower ones in plain loops.
+BLAS_MIN = 1024
+
 
 def layer_param_count(field: Field, n: int, h: int) -> int:
     """Number of parameters of one layer of width ``n`` (hidden width ``h``)."""
@@ -90,10 +95,32 @@ class Core:
         return int(self.widths.max())
 
     def n_groups(self, n_samples: int) -> int:
-        """Number of sample groups: a function of the sizes only, never of threads."""
-        blocks = -(-n_samples // K.BLOCK)
-        by_memory = max(1, (256 * 2**20) // (8 * max(self.n_params, 1)))
-        return int(max(1, min(16, blocks, by_memory)))
+        """Number of sample groups: a function of the sizes only, never of threads.
+
+        A power of two, at most 16, at most one per ``K.GROUP_MIN`` samples, and
+        small enough that the per-group gradient rows take at most 64 MiB.
+        """
+        blocks = -(-n_samples // K.GROUP_MIN)
+        by_memory = max(1, (64 * 2**20) // (8 * max(self.n_params, 1)))
+        groups = max(1, min(16, blocks, by_memory))
+        # a power of two, so that 2, 4, ... threads get equal shares
+        return 1 << (groups.bit_length() - 1)
+
+    def lanes(self, n_samples: int) -> int:
+        """Samples per block: a multiple of ``K.LANES``, a function of the sizes only.
+
+        A group of ``ceil(N / groups)`` samples is cut into the fewest blocks of at
+        most :data:`MAX_LANES` samples, of equal size up to rounding.
+        """
+        per_group = -(-n_samples // self.n_groups(n_samples))
+        blocks = -(-per_group // MAX_LANES)
+        per_block = -(-per_group // blocks)
+        return int(K.LANES * -(-per_block // K.LANES))
+
+    @property
+    def blas_min(self) -> int:
+        """Layers with ``n_k h_k`` at least this multiply through BLAS."""
+        return BLAS_MIN
 
     def kernel_args(self):
         """The layer description in the order the kernels take it."""
@@ -240,6 +267,8 @@ def flow(core: Core, theta: np.ndarray, x0: np.ndarray) -> np.ndarray:
         np.ascontiguousarray(core.effective(theta)),
         *core.layer_args(),
         core.n_groups(n_samples),
+        core.lanes(n_samples),
+        core.blas_min,
         states,
     )
     return states
@@ -251,17 +280,24 @@ DEFAULT_MEMORY_BUDGET_MIB = 512.0
 def reverse_memory(core: Core, n_samples: int, segment: int) -> int:
     """Bytes the reverse pass keeps for the states, over all concurrent groups.
 
-    Each running sample group keeps, for one block of ``BLOCK`` samples,
-    ``ceil(L / segment)`` checkpoints and a buffer of ``segment + 1`` levels, each
-    ``max_width`` wide (``segment >= L`` keeps every level: ``L + 2`` in all).
+    Each running sample group keeps, for one block of ``core.lanes(n_samples)``
+    samples, ``ceil(L / segment)`` checkpoints and a buffer of ``segment + 1``
+    levels, each ``max_width`` wide, and for each of the ``segment`` layers of the
+    buffer the stage values (``n_stages - 1`` of width ``max_width``) and the
+    activations with their derivatives (``2 n_stages`` of width ``max(max_width,
+    max hidden)``).
     """
     import numba
 
     n = core.n_steps
     seg = min(max(int(segment), 1), n)
-    levels = -(-n // seg) + seg + 1
+    wmax = core.max_width
+    hmax = max(wmax, int(core.hidden.max()))
+    stages = core.scheme.n_stages
+    per_layer = (stages - 1) * wmax + 2 * stages * hmax
+    rows = (-(-n // seg) + seg + 1) * wmax + seg * per_layer
     running = min(numba.get_num_threads(), core.n_groups(n_samples))
-    return 8 * levels * K.BLOCK * core.max_width * running
+    return 8 * rows * core.lanes(n_samples) * running
 
 
 def checkpoint_segment(core: Core, n_samples: int, memory_budget_mib=None) -> int:
@@ -347,6 +383,8 @@ def risk_and_grad(
         loss_code,
         float(loss_param),
         groups,
+        core.lanes(n_samples),
+        core.blas_min,
         int(segment),
         loss_g,
         grad_g,

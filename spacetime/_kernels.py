@@ -25,13 +25,28 @@ both modes share the code.
 
 Samples never interact, so the samples are split into a fixed number of groups that
 depends only on the problem size (never on the thread count). Each group carries
-blocks of samples through all layers, forward and back, and accumulates its share of
-the gradient in its own row of a per-group array; the rows are summed in a fixed order
-afterwards. Results are therefore identical for any number of threads. Only the states
-of one block are kept for the reverse pass; the stages are recomputed from them.
+blocks of ``lanes`` samples through all layers, forward and back, and accumulates its
+share of the gradient in its own row of a per-group array; the rows are summed in a
+fixed order afterwards. Results are therefore identical for any number of threads.
+
+Inside a block the states are stored feature-major, ``X[m, i]`` for feature ``m`` and
+sample ``i`` of the block, so that every loop over samples runs over contiguous memory
+and compiles to SIMD instructions. A block always spans all ``lanes`` columns; the
+columns past the last sample of a short block are held at zero state, so they add
+exact zeros to every gradient. The forward sweep keeps, for every layer of the
+current segment, the stage values and the activations with their derivatives; the
+reverse sweep reads them instead of evaluating the activation again.
+
+The products with the layer matrices run as plain loops over the samples for narrow
+layers, and through BLAS (``np.dot`` on contiguous blocks) when ``n_k h_k`` reaches
+``blas_min``. The choice depends only on the sizes, and a sum over the samples of a
+block (a parameter gradient) is taken in an order fixed by the compiled code and the
+block size (SIMD partial sums, see ``_REDUCE``).
 
 All functions are free functions on arrays and scalars; validation happens before they
-are called, and they trust their inputs.
+are called, and they trust their inputs. Every function uses NumPy's floating-point
+error model (a division by zero gives inf or nan, as in NumPy, instead of raising),
+which lets the loops over samples compile to SIMD instructions.
 """
 
 from collections import namedtuple
@@ -56,14 +71,96 @@ LOSS_LP = 1
 LOSS_CROSS_ENTROPY = 2
 LOSS_LOGISTIC = 3
 
-BLOCK = 32
+# Fewest samples per group (the group count is at most ceil(N / GROUP_MIN)).
+GROUP_MIN = 32
+# Samples of a block are a multiple of this (the partial sums of a sample reduction).
+LANES = 8
+
+_OPTS = {"cache": True, "error_model": "numpy"}
 
 
 # ---------------------------------------------------------------------------
 # Activations
 
+# tanh(x) = x + x z q(z), z = x^2, for |x| < TANH_SPLIT: coefficients of q, fitted in
+# extended precision to the relative error of tanh on [0, 0.625] (at most about one
+# unit in the last place).
+TANH_SPLIT = 0.625
+_TQ0 = -0.3333333333333293
+_TQ1 = 0.1333333333327011
+_TQ2 = -0.05396825393437365
+_TQ3 = 0.021869487637089728
+_TQ4 = -0.008863221701809289
+_TQ5 = 0.0035919941866995554
+_TQ6 = -0.0014549820452537422
+_TQ7 = 0.0005863855604434185
+_TQ8 = -0.000228692290948909
+_TQ9 = 7.727904828021056e-05
+_TQ10 = -1.613387237566552e-05
+# ln 2 split so that n * _LN2_HI is exact for |n| < 2^21
+_LN2_HI = 6.93147180369123816490e-01
+_LN2_LO = 1.90821492927058770002e-10
+_INV_LN2 = 1.4426950408889634
 
-@njit(cache=True)
+
+@njit(inline="always", **_OPTS)
+def _tanh(x):
+    """tanh with straight-line arithmetic, so that loops over it vectorise.
+
+    Notes
+    -----
+    For ``|x| < 0.625`` the odd polynomial ``|x| + |x| z q(z)``, ``z = x^2``; else
+    ``1 - 2 / (e^{2|x|} + 1)`` with ``e^y = 2^n p(r)``, ``y = n ln 2 + r``,
+    ``|r| <= ln(2) / 2`` and ``p`` the Taylor polynomial of degree 13 (remainder below
+    ``2^-57``); ``|x|`` is capped at 20, where ``tanh`` is 1 in double precision.
+    Both branches are evaluated and one is selected, and the sign is restored at the
+    end. The error is within about two units in the last place of the exact value.
+    """
+    a = abs(x)
+    z = a * a
+    q = _TQ10
+    q = q * z + _TQ9
+    q = q * z + _TQ8
+    q = q * z + _TQ7
+    q = q * z + _TQ6
+    q = q * z + _TQ5
+    q = q * z + _TQ4
+    q = q * z + _TQ3
+    q = q * z + _TQ2
+    q = q * z + _TQ1
+    q = q * z + _TQ0
+    small = a + a * (z * q)
+    y = 2.0 * (a if a < 20.0 else 20.0)
+    n = np.floor(y * _INV_LN2 + 0.5)
+    r = (y - n * _LN2_HI) - n * _LN2_LO
+    p = 1.0 / 6227020800.0
+    p = p * r + 1.0 / 479001600.0
+    p = p * r + 1.0 / 39916800.0
+    p = p * r + 1.0 / 3628800.0
+    p = p * r + 1.0 / 362880.0
+    p = p * r + 1.0 / 40320.0
+    p = p * r + 1.0 / 5040.0
+    p = p * r + 1.0 / 720.0
+    p = p * r + 1.0 / 120.0
+    p = p * r + 1.0 / 24.0
+    p = p * r + 1.0 / 6.0
+    p = p * r + 0.5
+    p = p * r + 1.0
+    p = p * r + 1.0
+    e = p * float(np.int64(1) << np.int64(n))
+    large = 1.0 - 2.0 / (e + 1.0)
+    t = small if a < TANH_SPLIT else large
+    t = t if x >= 0.0 else -t
+    return t if x == x else x
+
+
+@njit(**_OPTS)
+def tanh(x):
+    """The kernels' tanh of one number (see :func:`_tanh`)."""
+    return _tanh(x)
+
+
+@njit(**_OPTS)
 def _sigmoid(z):
     if z >= 0.0:
         return 1.0 / (1.0 + np.exp(-z))
@@ -71,16 +168,16 @@ def _sigmoid(z):
     return e / (1.0 + e)
 
 
-@njit(cache=True)
+@njit(**_OPTS)
 def _softplus(z):
     # log(1 + e^z) without overflow
     return max(z, 0.0) + np.log1p(np.exp(-abs(z)))
 
 
-@njit(cache=True)
+@njit(**_OPTS)
 def act_value(code, alpha, z):
     if code == ACT_TANH:
-        return np.tanh(z)
+        return _tanh(z)
     if code == ACT_IDENTITY:
         return z
     if code == ACT_SIGMOID:
@@ -92,10 +189,10 @@ def act_value(code, alpha, z):
     return _softplus(z)
 
 
-@njit(cache=True)
+@njit(**_OPTS)
 def act_deriv(code, alpha, z):
     if code == ACT_TANH:
-        t = np.tanh(z)
+        t = _tanh(z)
         return 1.0 - t * t
     if code == ACT_IDENTITY:
         return 1.0
@@ -109,411 +206,480 @@ def act_deriv(code, alpha, z):
     return _sigmoid(z)
 
 
+@njit(**_OPTS)
+def _act_rows(code, alpha, P, Z, D, rows, lanes):
+    """``Z = act(P)`` and ``D = act'(P)`` on the first ``rows`` rows of a block."""
+    if code == ACT_TANH:
+        for r in range(rows):
+            pr = P[r]
+            zr = Z[r]
+            dr = D[r]
+            for i in range(lanes):
+                t = _tanh(pr[i])
+                zr[i] = t
+                dr[i] = 1.0 - t * t
+    else:
+        for r in range(rows):
+            for i in range(lanes):
+                v = P[r, i]
+                Z[r, i] = act_value(code, alpha, v)
+                D[r, i] = act_deriv(code, alpha, v)
+
+
+# ---------------------------------------------------------------------------
+# Products of a layer matrix with a block of samples
+#
+# ``M`` is the row-major (rows, cols) matrix stored at ``theta[off:]``; blocks are
+# feature-major arrays of shape (>= rows or cols, lanes).
+
+
+# The sums over the samples of a block (the parameter gradients) are the one place
+# that allows reassociation: with it the loop below compiles to SIMD partial sums,
+# about four times faster than a strict left-to-right sum. The order of the
+# additions is then fixed by the compiled loop and the block size alone, so it is the
+# same for every thread count and for the stored and checkpointed reverse passes;
+# it differs from a sequential sum (and from the kernels run without compilation) by
+# rounding only.
+_REDUCE = {"cache": True, "error_model": "numpy", "fastmath": {"reassoc", "nsz"}}
+
+
+@njit(**_REDUCE)
+def _dot(a, b, lanes):
+    """``sum_i a[i] b[i]`` over the first ``lanes`` entries."""
+    acc = 0.0
+    for i in range(lanes):
+        acc += a[i] * b[i]
+    return acc
+
+
+@njit(**_REDUCE)
+def _sum(a, lanes):
+    """``sum_i a[i]`` over the first ``lanes`` entries."""
+    acc = 0.0
+    for i in range(lanes):
+        acc += a[i]
+    return acc
+
+
+@njit(**_OPTS)
+def _matmul(theta, off, rows, cols, X, out, lanes, boff, blas):
+    """``out[r] = sum_c M[r, c] X[c] (+ theta[boff + r] if boff >= 0)``.
+
+    In the loop form the sum runs from the bias (or zero) over ``c = 0, 1, ...``,
+    two terms per pass over the samples.
+    """
+    if blas:
+        M = theta[off : off + rows * cols].reshape(rows, cols)
+        np.dot(M, X[:cols], out[:rows])
+        if boff >= 0:
+            for r in range(rows):
+                o = out[r]
+                bias = theta[boff + r]
+                for i in range(lanes):
+                    o[i] += bias
+        return
+    for r in range(rows):
+        o = out[r]
+        row = off + r * cols
+        bias = theta[boff + r] if boff >= 0 else 0.0
+        w0 = theta[row]
+        x0 = X[0]
+        if cols >= 2:
+            w1 = theta[row + 1]
+            x1 = X[1]
+            for i in range(lanes):
+                o[i] = (bias + w0 * x0[i]) + w1 * x1[i]
+        else:
+            for i in range(lanes):
+                o[i] = bias + w0 * x0[i]
+        c = 2
+        while c + 1 < cols:
+            w0 = theta[row + c]
+            w1 = theta[row + c + 1]
+            x0 = X[c]
+            x1 = X[c + 1]
+            for i in range(lanes):
+                o[i] = (o[i] + w0 * x0[i]) + w1 * x1[i]
+            c += 2
+        if c < cols:
+            w0 = theta[row + c]
+            x0 = X[c]
+            for i in range(lanes):
+                o[i] += w0 * x0[i]
+
+
+@njit(**_OPTS)
+def _matmul_t(theta, off, rows, cols, G, out, lanes, D, scaled, blas):
+    """``out[c] = sum_r M[r, c] G[r]``, times ``D[c]`` elementwise if ``scaled``.
+
+    In the loop form the sum runs over ``r = 0, 1, ...``, two terms per pass over
+    the samples, and the product with ``D`` is taken in the last pass.
+    """
+    if blas:
+        M = theta[off : off + rows * cols].reshape(rows, cols)
+        np.dot(M.T, G[:rows], out[:cols])
+        if scaled:
+            for c in range(cols):
+                o = out[c]
+                d = D[c]
+                for i in range(lanes):
+                    o[i] *= d[i]
+        return
+    for c in range(cols):
+        o = out[c]
+        d = D[c]
+        w0 = theta[off + c]
+        g0 = G[0]
+        if rows >= 2:
+            w1 = theta[off + cols + c]
+            g1 = G[1]
+            if scaled and rows == 2:
+                for i in range(lanes):
+                    o[i] = (w0 * g0[i] + w1 * g1[i]) * d[i]
+            else:
+                for i in range(lanes):
+                    o[i] = w0 * g0[i] + w1 * g1[i]
+        elif scaled:
+            for i in range(lanes):
+                o[i] = (w0 * g0[i]) * d[i]
+        else:
+            for i in range(lanes):
+                o[i] = w0 * g0[i]
+        r = 2
+        while r + 1 < rows:
+            w0 = theta[off + r * cols + c]
+            w1 = theta[off + (r + 1) * cols + c]
+            g0 = G[r]
+            g1 = G[r + 1]
+            if scaled and r + 2 == rows:
+                for i in range(lanes):
+                    o[i] = ((o[i] + w0 * g0[i]) + w1 * g1[i]) * d[i]
+            else:
+                for i in range(lanes):
+                    o[i] = (o[i] + w0 * g0[i]) + w1 * g1[i]
+            r += 2
+        if r < rows:
+            w0 = theta[off + r * cols + c]
+            g0 = G[r]
+            if scaled:
+                for i in range(lanes):
+                    o[i] = (o[i] + w0 * g0[i]) * d[i]
+            else:
+                for i in range(lanes):
+                    o[i] += w0 * g0[i]
+
+
+@njit(**_OPTS)
+def _outer_add(grad, off, rows, cols, G, X, lanes, T, blas):
+    """``grad[off + r cols + c] += sum_i G[r, i] X[c, i]``; ``T`` is scratch."""
+    if blas:
+        Tm = T[: rows * cols].reshape(rows, cols)
+        np.dot(G[:rows], X[:cols].T, Tm)
+        for t in range(rows * cols):
+            grad[off + t] += T[t]
+        return
+    for r in range(rows):
+        g = G[r]
+        row = off + r * cols
+        for c in range(cols):
+            grad[row + c] += _dot(g, X[c], lanes)
+
+
+@njit(**_OPTS)
+def _rowsum_add(grad, off, rows, G, lanes, T):
+    """``grad[off + r] += sum_i G[r, i]``; ``T`` is scratch."""
+    for r in range(rows):
+        grad[off + r] += _sum(G[r], lanes)
+
+
 # ---------------------------------------------------------------------------
 # Vector fields on a block of samples
 
 
-@njit(cache=True)
-def field_forward(field, act, alpha, theta, off, n, h, Y, nb, out, Z):
-    """Evaluate ``out[i, :n] = F(Y[i, :n])`` for the first ``nb`` rows.
+@njit(**_OPTS)
+def field_forward(field, act, alpha, theta, off, n, h, Y, K, Z, D, P, lanes, blas):
+    """``K[:n] = F(Y[:n])`` on a block.
 
-    ``Z`` is scratch of shape ``(block, max(n, h))``.
+    The activations and their derivatives go to ``Z`` and ``D`` (``act(Y)`` for the
+    inside field, ``act(A Y + b)`` for the bottleneck; for the outside field only
+    ``D``, the activations being ``K`` itself). ``P`` is scratch of ``max(n, h)``
+    rows.
     """
     if field == FIELD_INSIDE:
-        ob = off + n * n
-        for i in range(nb):
-            for m in range(n):
-                Z[i, m] = act_value(act, alpha, Y[i, m])
-            for j in range(n):
-                acc = theta[ob + j]
-                row = off + j * n
-                for m in range(n):
-                    acc += theta[row + m] * Z[i, m]
-                out[i, j] = acc
+        _act_rows(act, alpha, Y, Z, D, n, lanes)
+        _matmul(theta, off, n, n, Z, K, lanes, off + n * n, blas)
     elif field == FIELD_OUTSIDE:
-        ob = off + n * n
-        for i in range(nb):
-            for j in range(n):
-                acc = theta[ob + j]
-                row = off + j * n
-                for m in range(n):
-                    acc += theta[row + m] * Y[i, m]
-                out[i, j] = act_value(act, alpha, acc)
+        _matmul(theta, off, n, n, Y, P, lanes, off + n * n, blas)
+        _act_rows(act, alpha, P, K, D, n, lanes)
     else:
         oa = off + n * h
-        ob = oa + h * n
-        for i in range(nb):
-            for q in range(h):
-                acc = theta[ob + q]
-                row = oa + q * n
-                for m in range(n):
-                    acc += theta[row + m] * Y[i, m]
-                Z[i, q] = act_value(act, alpha, acc)
-            for j in range(n):
-                acc = 0.0
-                row = off + j * h
-                for q in range(h):
-                    acc += theta[row + q] * Z[i, q]
-                out[i, j] = acc
+        _matmul(theta, oa, h, n, Y, P, lanes, oa + h * n, blas)
+        _act_rows(act, alpha, P, Z, D, h, lanes)
+        _matmul(theta, off, n, h, Z, K, lanes, -1, blas)
 
 
-@njit(cache=True)
-def field_vjp(field, act, alpha, theta, off, n, h, Y, nb, Kb, Yb, grad, Z, G):
-    """Reverse of :func:`field_forward`.
+@njit(**_OPTS)
+def field_vjp(field, theta, off, n, h, Y, Z, D, Kb, Yb, grad, G, T, lanes, blas):
+    """Reverse of :func:`field_forward` with its stored ``Z`` and ``D``.
 
-    Sets ``Yb[i, :n] = (dF/dy)^T Kb[i]`` and adds ``(dF/du)^T Kb[i]``, summed over the
-    rows, to ``grad[off:]``. ``Z`` and ``G`` are scratch of shape
-    ``(block, max(n, h))``.
+    Sets ``Yb[:n] = (dF/dy)^T Kb`` and adds ``(dF/du)^T Kb``, summed over the samples,
+    to ``grad[off:]``. ``G`` (``max(n, h)`` rows) and ``T`` (``max(8, n max(n, h))``
+    entries) are scratch.
     """
     if field == FIELD_INSIDE:
-        ob = off + n * n
-        for i in range(nb):
-            for m in range(n):
-                Z[i, m] = act_value(act, alpha, Y[i, m])
-                G[i, m] = act_deriv(act, alpha, Y[i, m])
-        for i in range(nb):
-            for j in range(n):
-                kb = Kb[i, j]
-                grad[ob + j] += kb
-                row = off + j * n
-                for m in range(n):
-                    grad[row + m] += kb * Z[i, m]
-        for i in range(nb):
-            for m in range(n):
-                Yb[i, m] = 0.0
-            for j in range(n):
-                kb = Kb[i, j]
-                row = off + j * n
-                for m in range(n):
-                    Yb[i, m] += kb * theta[row + m]
-            for m in range(n):
-                Yb[i, m] *= G[i, m]
+        _outer_add(grad, off, n, n, Kb, Z, lanes, T, blas)
+        _rowsum_add(grad, off + n * n, n, Kb, lanes, T)
+        _matmul_t(theta, off, n, n, Kb, Yb, lanes, D, True, blas)
     elif field == FIELD_OUTSIDE:
-        ob = off + n * n
-        for i in range(nb):
-            for j in range(n):
-                acc = theta[ob + j]
-                row = off + j * n
-                for m in range(n):
-                    acc += theta[row + m] * Y[i, m]
-                G[i, j] = Kb[i, j] * act_deriv(act, alpha, acc)
-        for i in range(nb):
-            for j in range(n):
-                g = G[i, j]
-                grad[ob + j] += g
-                row = off + j * n
-                for m in range(n):
-                    grad[row + m] += g * Y[i, m]
-            for m in range(n):
-                Yb[i, m] = 0.0
-            for j in range(n):
-                g = G[i, j]
-                row = off + j * n
-                for m in range(n):
-                    Yb[i, m] += g * theta[row + m]
+        for m in range(n):
+            gm = G[m]
+            km = Kb[m]
+            dm = D[m]
+            for i in range(lanes):
+                gm[i] = km[i] * dm[i]
+        _outer_add(grad, off, n, n, G, Y, lanes, T, blas)
+        _rowsum_add(grad, off + n * n, n, G, lanes, T)
+        _matmul_t(theta, off, n, n, G, Yb, lanes, D, False, blas)
     else:
         oa = off + n * h
-        ob = oa + h * n
-        for i in range(nb):
-            for q in range(h):
-                acc = theta[ob + q]
-                row = oa + q * n
-                for m in range(n):
-                    acc += theta[row + m] * Y[i, m]
-                Z[i, q] = act_value(act, alpha, acc)
-                G[i, q] = act_deriv(act, alpha, acc)
-        for i in range(nb):
-            # gradient of W and the back-propagated hidden adjoint
-            for j in range(n):
-                kb = Kb[i, j]
-                row = off + j * h
-                for q in range(h):
-                    grad[row + q] += kb * Z[i, q]
-            for q in range(h):
-                Z[i, q] = 0.0
-            for j in range(n):
-                kb = Kb[i, j]
-                row = off + j * h
-                for q in range(h):
-                    Z[i, q] += kb * theta[row + q]
-            for q in range(h):
-                G[i, q] *= Z[i, q]
-            # gradient of A and b, and the state adjoint
-            for q in range(h):
-                g = G[i, q]
-                grad[ob + q] += g
-                row = oa + q * n
-                for m in range(n):
-                    grad[row + m] += g * Y[i, m]
-            for m in range(n):
-                Yb[i, m] = 0.0
-            for q in range(h):
-                g = G[i, q]
-                row = oa + q * n
-                for m in range(n):
-                    Yb[i, m] += g * theta[row + m]
+        _outer_add(grad, off, n, h, Kb, Z, lanes, T, blas)
+        _matmul_t(theta, off, n, h, Kb, G, lanes, D, True, blas)
+        _outer_add(grad, oa, h, n, G, Y, lanes, T, blas)
+        _rowsum_add(grad, oa + h * n, h, G, lanes, T)
+        _matmul_t(theta, oa, h, n, G, Yb, lanes, D, False, blas)
 
 
 # ---------------------------------------------------------------------------
 # Transfers between consecutive grids (CSR, one per layer, concatenated)
 
 
-@njit(cache=True)
-def _apply_transfer(
-    k, tr_row_off, tr_nnz_off, tr_indptr, tr_indices, tr_data, n_out, src, nb, dst
-):
-    """``dst[i, :n_out] = Pi_k src[i, :]`` for the first ``nb`` rows."""
-    ro = tr_row_off[k]
-    zo = tr_nnz_off[k]
-    for i in range(nb):
-        for r in range(n_out):
-            acc = 0.0
-            for p in range(tr_indptr[ro + r], tr_indptr[ro + r + 1]):
-                acc += tr_data[zo + p] * src[i, tr_indices[zo + p]]
-            dst[i, r] = acc
+@njit(**_OPTS)
+def _apply_transfer(k, net, src, dst, lanes):
+    """``dst[:n_{k+1}] = Pi_k src`` on a block."""
+    ro = net.tr_row_off[k]
+    zo = net.tr_nnz_off[k]
+    for r in range(net.widths[k + 1]):
+        d = dst[r]
+        for i in range(lanes):
+            d[i] = 0.0
+        for q in range(net.tr_indptr[ro + r], net.tr_indptr[ro + r + 1]):
+            v = net.tr_data[zo + q]
+            s = src[net.tr_indices[zo + q]]
+            for i in range(lanes):
+                d[i] += v * s[i]
 
 
-@njit(cache=True)
-def _apply_transfer_t(
-    k, tr_row_off, tr_nnz_off, tr_indptr, tr_indices, tr_data, n_out, n_in, src, nb, dst
-):
-    """``dst[i, :n_in] = Pi_k^T src[i, :n_out]`` for the first ``nb`` rows."""
-    ro = tr_row_off[k]
-    zo = tr_nnz_off[k]
-    for i in range(nb):
-        for c in range(n_in):
-            dst[i, c] = 0.0
-        for r in range(n_out):
-            s = src[i, r]
-            for p in range(tr_indptr[ro + r], tr_indptr[ro + r + 1]):
-                dst[i, tr_indices[zo + p]] += tr_data[zo + p] * s
-    return
+@njit(**_OPTS)
+def _apply_transfer_t(k, net, src, dst, lanes):
+    """``dst[:n_k] = Pi_k^T src`` on a block."""
+    ro = net.tr_row_off[k]
+    zo = net.tr_nnz_off[k]
+    for c in range(net.widths[k]):
+        d = dst[c]
+        for i in range(lanes):
+            d[i] = 0.0
+    for r in range(net.widths[k + 1]):
+        s = src[r]
+        for q in range(net.tr_indptr[ro + r], net.tr_indptr[ro + r + 1]):
+            v = net.tr_data[zo + q]
+            d = dst[net.tr_indices[zo + q]]
+            for i in range(lanes):
+                d[i] += v * s[i]
 
 
 # ---------------------------------------------------------------------------
 # One layer on a block
 
+# The layer description the per-block functions share.
+Net = namedtuple(
+    "Net",
+    [
+        "field",
+        "act",
+        "alpha",
+        "theta",
+        "stage_off",
+        "widths",
+        "hidden",
+        "dt",
+        "rk_a",
+        "rk_b",
+        "tr_has",
+        "tr_row_off",
+        "tr_nnz_off",
+        "tr_indptr",
+        "tr_indices",
+        "tr_data",
+        "blas_min",
+    ],
+)
 
-@njit(cache=True)
-def _stages(
-    k,
-    field,
-    act,
-    alpha,
-    theta,
-    stage_off,
-    widths,
-    hidden,
-    dt,
-    rk_a,
-    X,
-    nb,
-    Ys,
-    Ks,
-    Z,
-    n_stages,
-):
-    """Stage values ``Ys[s]`` and slopes ``Ks[s]`` of layer ``k`` for ``s < n_stages``.
 
-    ``Ys[0]`` is a copy of ``X``.
+@njit(**_OPTS)
+def _uses_blas(net, n, h):
+    return net.blas_min > 0 and n * h >= net.blas_min
+
+
+@njit(**_OPTS)
+def _zero_tail(X, rows, nb, lanes):
+    for m in range(rows):
+        for i in range(nb, lanes):
+            X[m, i] = 0.0
+
+
+@njit(**_OPTS)
+def layer_forward(net, k, X, Xn, Ks, Ys, Zs, Ds, P, U, nb, lanes):
+    """``Xn = Pi_k (X + dt_k sum_s b_s K_s)`` on a block of ``nb`` samples.
+
+    Stage ``s >= 1`` values go to ``Ys[s - 1]`` (stage 0 is ``X``), the activations
+    and derivatives of stage ``s`` to ``Zs[s]`` and ``Ds[s]``, the slopes to
+    ``Ks[s]``. ``P`` and ``U`` are scratch. Columns ``nb`` and up of ``Xn`` are set
+    to zero.
     """
-    n = widths[k]
-    h = hidden[k]
+    n = net.widths[k]
+    h = net.hidden[k]
+    n_stages = net.rk_b.shape[0]
+    dtk = net.dt[k]
+    blas = _uses_blas(net, n, h)
     for s in range(n_stages):
-        off = stage_off[k, s]
-        Y = Ys[s]
-        for i in range(nb):
+        if s == 0:
+            Y = X
+        else:
+            Y = Ys[s - 1]
             for m in range(n):
-                acc = X[i, m]
+                ym = Y[m]
+                xm = X[m]
+                first = True
                 for j in range(s):
-                    a = rk_a[s, j]
+                    a = net.rk_a[s, j]
                     if a != 0.0:
-                        acc += dt[k] * a * Ks[j, i, m]
-                Y[i, m] = acc
-        field_forward(field, act, alpha, theta, off, n, h, Y, nb, Ks[s], Z)
-
-
-@njit(cache=True)
-def _step(
-    k,
-    field,
-    act,
-    alpha,
-    theta,
-    stage_off,
-    widths,
-    hidden,
-    dt,
-    rk_a,
-    rk_b,
-    tr_has,
-    tr_row_off,
-    tr_nnz_off,
-    tr_indptr,
-    tr_indices,
-    tr_data,
-    X,
-    nb,
-    Xnext,
-    Ys,
-    Ks,
-    Z,
-    W,
-):
-    """``Xnext = Pi_k (X + dt_k sum_s b_s K_s)`` for the first ``nb`` rows."""
-    n = widths[k]
-    n_stages = rk_b.shape[0]
-    _stages(
-        k,
-        field,
-        act,
-        alpha,
-        theta,
-        stage_off,
-        widths,
-        hidden,
-        dt,
-        rk_a,
-        X,
-        nb,
-        Ys,
-        Ks,
-        Z,
-        n_stages,
-    )
-    dst = W if tr_has[k] else Xnext
-    for i in range(nb):
-        for m in range(n):
-            acc = X[i, m]
-            for s in range(n_stages):
-                acc += dt[k] * rk_b[s] * Ks[s, i, m]
-            dst[i, m] = acc
-    if tr_has[k]:
-        _apply_transfer(
-            k,
-            tr_row_off,
-            tr_nnz_off,
-            tr_indptr,
-            tr_indices,
-            tr_data,
-            widths[k + 1],
-            W,
-            nb,
-            Xnext,
+                        c = dtk * a
+                        kjm = Ks[j, m]
+                        if first:
+                            for i in range(lanes):
+                                ym[i] = xm[i] + c * kjm[i]
+                            first = False
+                        else:
+                            for i in range(lanes):
+                                ym[i] += c * kjm[i]
+                if first:
+                    for i in range(lanes):
+                        ym[i] = xm[i]
+        field_forward(
+            net.field,
+            net.act,
+            net.alpha,
+            net.theta,
+            net.stage_off[k, s],
+            n,
+            h,
+            Y,
+            Ks[s],
+            Zs[s],
+            Ds[s],
+            P,
+            lanes,
+            blas,
         )
+    dst = U if net.tr_has[k] else Xn
+    for m in range(n):
+        dm = dst[m]
+        xm = X[m]
+        c = dtk * net.rk_b[0]
+        ksm = Ks[0, m]
+        for i in range(lanes):
+            dm[i] = xm[i] + c * ksm[i]
+        for s in range(1, n_stages):
+            c = dtk * net.rk_b[s]
+            ksm = Ks[s, m]
+            for i in range(lanes):
+                dm[i] += c * ksm[i]
+    if net.tr_has[k]:
+        _apply_transfer(k, net, U, Xn, lanes)
+    if nb < lanes:
+        _zero_tail(Xn, net.widths[k + 1], nb, lanes)
 
 
-@njit(cache=True)
-def _step_reverse(
-    k,
-    field,
-    act,
-    alpha,
-    theta,
-    stage_off,
-    widths,
-    hidden,
-    dt,
-    rk_a,
-    rk_b,
-    tr_has,
-    tr_row_off,
-    tr_nnz_off,
-    tr_indptr,
-    tr_indices,
-    tr_data,
-    X,
-    nb,
-    Xb_next,
-    Xb,
-    grad,
-    Ys,
-    Ks,
-    Yb,
-    Kb,
-    Z,
-    G,
-    W,
-    rc,
+@njit(**_OPTS)
+def layer_reverse(
+    net, k, X, Ys, Zs, Ds, Xb_next, Xb, grad, Ybs, Kb, G, U, T, rc, nb, lanes
 ):
-    """Adjoint of :func:`_step`: ``Xb = (dX^{k+1}/dX^k)^T Xb_next``.
+    """Adjoint of :func:`layer_forward`: ``Xb = (dX^{k+1}/dX^k)^T Xb_next``.
 
+    Reads the stage values, activations and derivatives the forward sweep stored.
     The parameter gradient of the layer is added to ``grad``. With a running cost
     (``rc.kind != 0``) the layer's share ``beta dt_k sum_s b_s R(Y_s) / N`` is added
     to ``rc.acc[0]`` and its gradient to the stage adjoints (and to the output map's
     gradient for the risk along the flow).
     """
-    n = widths[k]
-    h = hidden[k]
-    n_stages = rk_b.shape[0]
+    n = net.widths[k]
+    h = net.hidden[k]
+    n_stages = net.rk_b.shape[0]
+    dtk = net.dt[k]
+    blas = _uses_blas(net, n, h)
 
     # adjoint of the transfer
-    if tr_has[k]:
-        _apply_transfer_t(
-            k,
-            tr_row_off,
-            tr_nnz_off,
-            tr_indptr,
-            tr_indices,
-            tr_data,
-            widths[k + 1],
-            n,
-            Xb_next,
-            nb,
-            W,
-        )
+    if net.tr_has[k]:
+        _apply_transfer_t(k, net, Xb_next, U, lanes)
+        Ub = U
     else:
-        for i in range(nb):
-            for m in range(n):
-                W[i, m] = Xb_next[i, m]
+        Ub = Xb_next
 
-    # recompute the stage values (the last slope is not needed)
-    _stages(
-        k,
-        field,
-        act,
-        alpha,
-        theta,
-        stage_off,
-        widths,
-        hidden,
-        dt,
-        rk_a,
-        X,
-        nb,
-        Ys,
-        Ks,
-        Z,
-        n_stages - 1,
-    )
-    s = n_stages - 1
-    for i in range(nb):
-        for m in range(n):
-            acc = X[i, m]
-            for j in range(s):
-                acc += dt[k] * rk_a[s, j] * Ks[j, i, m]
-            Ys[s, i, m] = acc
-
-    # stages in reverse: Kb_s = dt (b_s Wb + sum_{r>s} a_rs Yb_r), Yb_s = J_s^T Kb_s
-    for i in range(nb):
-        for m in range(n):
-            Xb[i, m] = W[i, m]
+    # stages in reverse: Kb_s = dt (b_s Ub + sum_{r>s} a_rs Yb_r), Yb_s = J_s^T Kb_s,
+    # Xb = Ub + sum_s Yb_s
     for s in range(n_stages - 1, -1, -1):
-        for i in range(nb):
-            for m in range(n):
-                acc = rk_b[s] * W[i, m]
-                for r in range(s + 1, n_stages):
-                    a = rk_a[r, s]
-                    if a != 0.0:
-                        acc += a * Yb[r, i, m]
-                Kb[i, m] = dt[k] * acc
-        off = stage_off[k, s]
-        field_vjp(field, act, alpha, theta, off, n, h, Ys[s], nb, Kb, Yb[s], grad, Z, G)
-        if rc.kind != RC_NONE and rk_b[s] != 0.0:
-            _running_cost_stage(rc, rc.beta * dt[k] * rk_b[s], Ys[s], Yb[s], nb, n)
-        for i in range(nb):
-            for m in range(n):
-                Xb[i, m] += Yb[s, i, m]
+        bs = net.rk_b[s]
+        later = False
+        for r in range(s + 1, n_stages):
+            if net.rk_a[r, s] != 0.0:
+                later = True
+        for m in range(n):
+            km = Kb[m]
+            um = Ub[m]
+            if not later:
+                for i in range(lanes):
+                    km[i] = dtk * (bs * um[i])
+                continue
+            for i in range(lanes):
+                km[i] = bs * um[i]
+            for r in range(s + 1, n_stages):
+                a = net.rk_a[r, s]
+                if a != 0.0:
+                    yrm = Ybs[r, m]
+                    for i in range(lanes):
+                        km[i] += a * yrm[i]
+            for i in range(lanes):
+                km[i] = dtk * km[i]
+        Y = X if s == 0 else Ys[s - 1]
+        field_vjp(
+            net.field,
+            net.theta,
+            net.stage_off[k, s],
+            n,
+            h,
+            Y,
+            Zs[s],
+            Ds[s],
+            Kb,
+            Ybs[s],
+            grad,
+            G,
+            T,
+            lanes,
+            blas,
+        )
+        if rc.kind != RC_NONE and bs != 0.0:
+            _running_cost_stage(rc, rc.beta * dtk * bs, Y, Ybs[s], nb, n)
+        for m in range(n):
+            xm = Xb[m]
+            ym = Ybs[s, m]
+            if s == n_stages - 1:
+                um = Ub[m]
+                for i in range(lanes):
+                    xm[i] = um[i] + ym[i]
+            else:
+                for i in range(lanes):
+                    xm[i] += ym[i]
 
 
 # ---------------------------------------------------------------------------
@@ -551,7 +717,7 @@ RunningCost = namedtuple(
 )
 
 
-@njit(cache=True)
+@njit(**_OPTS)
 def tracking_term(pw, eps, r):
     """``phi(r) = (r^2 + eps^2)^(pw/2) - eps^pw`` and ``phi'(r)``.
 
@@ -568,12 +734,13 @@ def tracking_term(pw, eps, r):
     return val - eps**pw, pw * r * val / q
 
 
-@njit(cache=True)
+@njit(**_OPTS)
 def _running_cost_stage(rc, coef, Y, Yb, nb, n):
-    """Add ``coef * R_i(Y[i]) / N`` to ``rc.acc[0]`` and its gradient to ``Yb[i]``.
+    """Add ``coef * R_i(Y[:, i]) / N`` to ``rc.acc[0]`` and its gradient to ``Yb``.
 
     Tracking: ``R_i(y) = sum_j w_j phi(y_j - xbar_ij)``. Risk along the flow:
     ``R_i(y) = l(p y + p0, target_i)``, whose gradient also reaches ``p`` and ``p0``.
+    Only the first ``nb`` columns (the block's samples) count.
     """
     scale = coef * rc.inv_n
     total = 0.0
@@ -581,9 +748,9 @@ def _running_cost_stage(rc, coef, Y, Yb, nb, n):
         for i in range(nb):
             row = rc.r0[0] + i
             for m in range(n):
-                val, d = tracking_term(rc.pw, rc.eps, Y[i, m] - rc.xbar[row, m])
+                val, d = tracking_term(rc.pw, rc.eps, Y[m, i] - rc.xbar[row, m])
                 total += rc.w[m] * val
-                Yb[i, m] += scale * rc.w[m] * d
+                Yb[m, i] += scale * rc.w[m] * d
     else:
         m_out = rc.p.shape[0]
         for i in range(nb):
@@ -595,12 +762,12 @@ def _running_cost_stage(rc, coef, Y, Yb, nb, n):
                 sr = scale * rc.slope[r]
                 rc.gp0[r] += sr
                 for c in range(n):
-                    rc.gp[r, c] += sr * Y[i, c]
+                    rc.gp[r, c] += sr * Y[c, i]
             for c in range(n):
                 acc = 0.0
                 for r in range(m_out):
                     acc += rc.p[r, c] * rc.slope[r]
-                Yb[i, c] += scale * acc
+                Yb[c, i] += scale * acc
     rc.acc[0] += coef * total
 
 
@@ -608,17 +775,18 @@ def _running_cost_stage(rc, coef, Y, Yb, nb, n):
 # Output map and per-sample losses
 
 
-@njit(cache=True)
-def _output(p, p0, x, i, yhat):
+@njit(**_OPTS)
+def _output(p, p0, X, i, yhat):
+    """``yhat = p X[:, i] + p0`` for column ``i`` of a feature-major block."""
     m_out, n = p.shape
     for r in range(m_out):
         acc = p0[r]
         for c in range(n):
-            acc += p[r, c] * x[i, c]
+            acc += p[r, c] * X[c, i]
         yhat[r] = acc
 
 
-@njit(cache=True)
+@njit(**_OPTS)
 def loss_and_slope(loss, lparam, yhat, target, g):
     """Per-sample loss ``l(yhat, target)``; sets ``g = dl/dyhat``.
 
@@ -671,68 +839,31 @@ def loss_and_slope(loss, lparam, yhat, target, g):
 # Drivers over all samples
 
 
-@njit(cache=True)
+@njit(**_OPTS)
 def group_bounds(n_samples, n_groups, g):
     return (g * n_samples) // n_groups, ((g + 1) * n_samples) // n_groups
 
 
-@njit(cache=True)
-def _block_forward(
-    field,
-    act,
-    alpha,
-    theta,
-    stage_off,
-    widths,
-    hidden,
-    dt,
-    rk_a,
-    rk_b,
-    tr_has,
-    tr_row_off,
-    tr_nnz_off,
-    tr_indptr,
-    tr_indices,
-    tr_data,
-    S,
-    r0,
-    nb,
-    Ys,
-    Ks,
-    Z,
-    W,
-):
-    n_layers = dt.shape[0]
-    for k in range(n_layers):
-        _step(
-            k,
-            field,
-            act,
-            alpha,
-            theta,
-            stage_off,
-            widths,
-            hidden,
-            dt,
-            rk_a,
-            rk_b,
-            tr_has,
-            tr_row_off,
-            tr_nnz_off,
-            tr_indptr,
-            tr_indices,
-            tr_data,
-            S[k, r0 : r0 + nb],
-            nb,
-            S[k + 1, r0 : r0 + nb],
-            Ys,
-            Ks,
-            Z,
-            W,
-        )
+@njit(**_OPTS)
+def _load_block(x0, r0, nb, n, X, lanes):
+    """``X[:n, :nb] = x0[r0:r0 + nb].T``, the other columns zero."""
+    for m in range(n):
+        for i in range(nb):
+            X[m, i] = x0[r0 + i, m]
+        for i in range(nb, lanes):
+            X[m, i] = 0.0
 
 
-@njit(parallel=True, cache=True)
+@njit(**_OPTS)
+def _copy_rows(src, dst, n):
+    for m in range(n):
+        s = src[m]
+        d = dst[m]
+        for i in range(s.shape[0]):
+            d[i] = s[i]
+
+
+@njit(parallel=True, **_OPTS)
 def forward(
     x0,
     field,
@@ -752,6 +883,8 @@ def forward(
     tr_indices,
     tr_data,
     n_groups,
+    lanes,
+    blas_min,
     states,
 ):
     """Flow the inputs through all layers, writing every state level.
@@ -759,120 +892,62 @@ def forward(
     Parameters
     ----------
     x0 : ndarray, shape (n_samples, widths[0])
+    lanes : int
+        Samples per block, a multiple of :data:`LANES`.
+    blas_min : int
+        Layers with ``n_k h_k >= blas_min`` multiply through BLAS (0: never).
     states : ndarray, shape (n_steps + 1, n_samples, max_width)
         Output; level ``k`` of sample ``i`` is ``states[k, i, :widths[k]]``.
     """
+    net = Net(
+        field,
+        act,
+        alpha,
+        theta,
+        stage_off,
+        widths,
+        hidden,
+        dt,
+        rk_a,
+        rk_b,
+        tr_has,
+        tr_row_off,
+        tr_nnz_off,
+        tr_indptr,
+        tr_indices,
+        tr_data,
+        blas_min,
+    )
     n_samples = x0.shape[0]
+    n_layers = dt.shape[0]
     n_stages = rk_b.shape[0]
-    wmax = states.shape[2]
+    wmax = widths.max()
     hmax = max(wmax, hidden.max())
     for g in prange(n_groups):
         lo, hi = group_bounds(n_samples, n_groups, g)
-        Ys = np.empty((n_stages, BLOCK, wmax))
-        Ks = np.empty((n_stages, BLOCK, wmax))
-        Z = np.empty((BLOCK, hmax))
-        W = np.empty((BLOCK, wmax))
-        for r0 in range(lo, hi, BLOCK):
-            nb = min(BLOCK, hi - r0)
+        S = np.empty((2, wmax, lanes))
+        Ys = np.empty((n_stages - 1, wmax, lanes))
+        Zs = np.empty((n_stages, hmax, lanes))
+        Ds = np.empty((n_stages, hmax, lanes))
+        Ks = np.empty((n_stages, wmax, lanes))
+        P = np.empty((hmax, lanes))
+        U = np.empty((wmax, lanes))
+        for r0 in range(lo, hi, lanes):
+            nb = min(lanes, hi - r0)
+            _load_block(x0, r0, nb, widths[0], S[0], lanes)
             for i in range(nb):
                 for m in range(widths[0]):
                     states[0, r0 + i, m] = x0[r0 + i, m]
-            _block_forward(
-                field,
-                act,
-                alpha,
-                theta,
-                stage_off,
-                widths,
-                hidden,
-                dt,
-                rk_a,
-                rk_b,
-                tr_has,
-                tr_row_off,
-                tr_nnz_off,
-                tr_indptr,
-                tr_indices,
-                tr_data,
-                states,
-                r0,
-                nb,
-                Ys,
-                Ks,
-                Z,
-                W,
-            )
+            for k in range(n_layers):
+                X = S[k % 2]
+                Xn = S[(k + 1) % 2]
+                layer_forward(net, k, X, Xn, Ks, Ys, Zs, Ds, P, U, nb, lanes)
+                for i in range(nb):
+                    for m in range(widths[k + 1]):
+                        states[k + 1, r0 + i, m] = Xn[m, i]
 
 
-@njit(cache=True)
-def _block_steps(
-    k0,
-    k1,
-    field,
-    act,
-    alpha,
-    theta,
-    stage_off,
-    widths,
-    hidden,
-    dt,
-    rk_a,
-    rk_b,
-    tr_has,
-    tr_row_off,
-    tr_nnz_off,
-    tr_indptr,
-    tr_indices,
-    tr_data,
-    S,
-    nb,
-    Ys,
-    Ks,
-    Z,
-    W,
-):
-    """Layers ``k0 <= k < k1`` on a block: ``S[k - k0 + 1] = step_k(S[k - k0])``.
-
-    ``S[0]`` holds level ``k0`` on entry; levels ``k0 + 1, ..., k1`` are written to
-    ``S[1], ..., S[k1 - k0]``.
-    """
-    for k in range(k0, k1):
-        _step(
-            k,
-            field,
-            act,
-            alpha,
-            theta,
-            stage_off,
-            widths,
-            hidden,
-            dt,
-            rk_a,
-            rk_b,
-            tr_has,
-            tr_row_off,
-            tr_nnz_off,
-            tr_indptr,
-            tr_indices,
-            tr_data,
-            S[k - k0, 0:nb],
-            nb,
-            S[k - k0 + 1, 0:nb],
-            Ys,
-            Ks,
-            Z,
-            W,
-        )
-
-
-@njit(cache=True)
-def _copy_rows(src, dst, nb, n):
-    for i in range(nb):
-        for m in range(n):
-            dst[i, m] = src[i, m]
-
-
-@njit(parallel=True, cache=True)
+@njit(parallel=True, **_OPTS)
 def value_and_grad(
     x0,
     targets,
@@ -897,6 +972,8 @@ def value_and_grad(
     loss,
     lparam,
     n_groups,
+    lanes,
+    blas_min,
     segment,
     loss_g,
     grad_g,
@@ -916,25 +993,47 @@ def value_and_grad(
     The risk is ``(1/N) sum_i l(p X_i^L + p0, target_i)``. Group ``g`` writes its share
     of the risk to ``loss_g[g]`` and of the gradients to ``grad_g[g]`` (effective layer
     parameters), ``gp_g[g]`` and ``gp0_g[g]`` (output map). Predictions go to
-    ``yhat_out``, shape (n_samples, n_outputs).
+    ``yhat_out``, shape (n_samples, n_outputs). A group runs through its samples in
+    blocks of ``lanes`` (a multiple of :data:`LANES`); layers with
+    ``n_k h_k >= blas_min`` multiply through BLAS (0: never).
 
     The levels are cut into segments of ``segment`` layers (``1 <= segment``; a
     value ``>= n_layers`` keeps every level). The forward sweep of a block keeps only
-    the first level of each segment (a checkpoint) and the levels of the last
-    segment; the reverse sweep recomputes the levels of every other segment from its
-    checkpoint into one segment buffer just before it back-propagates through that
-    segment. Per group this stores ``ceil(L / segment) + segment + 1`` levels of one
-    block instead of ``L + 1``, at the price of at most one extra forward sweep. The
-    recomputation repeats the forward sweep's floating-point operations exactly, so
-    the gradient does not depend on ``segment``, bit for bit.
+    the first level of each segment (a checkpoint) and the levels, stage values and
+    activations of the last segment; the reverse sweep recomputes those of every
+    other segment from its checkpoint just before it back-propagates through that
+    segment. Per group this stores ``ceil(L / segment)`` checkpoints and the data of
+    ``segment`` layers for one block instead of ``L`` layers, at the price of at most
+    one extra forward sweep. The recomputation repeats the forward sweep's
+    floating-point operations exactly, so the gradient does not depend on
+    ``segment``, bit for bit.
 
     A running cost ``beta sum_k dt_k sum_s b_s R(Y_s^k)`` (the same tableau's
     quadrature of ``beta int_0^T R(x(t)) dt``; ``rc_kind`` 1: tracking of
     ``rc_xbar`` with node weights ``rc_w``, exponent ``rc_pw`` and smoothing
     ``rc_eps``; 2: the risk along the flow) is evaluated during the reverse sweep,
-    where every stage value is formed once; group ``g`` adds its share, times ``N``,
-    to ``rc_g[g]``.
+    where every stage value is at hand; group ``g`` adds its share, times ``N``, to
+    ``rc_g[g]``.
     """
+    net = Net(
+        field,
+        act,
+        alpha,
+        theta,
+        stage_off,
+        widths,
+        hidden,
+        dt,
+        rk_a,
+        rk_b,
+        tr_has,
+        tr_row_off,
+        tr_nnz_off,
+        tr_indptr,
+        tr_indices,
+        tr_data,
+        blas_min,
+    )
     n_samples = x0.shape[0]
     n_layers = dt.shape[0]
     n_stages = rk_b.shape[0]
@@ -947,17 +1046,20 @@ def value_and_grad(
     n_seg = (n_layers + seg - 1) // seg
     for g in prange(n_groups):
         lo, hi = group_bounds(n_samples, n_groups, g)
-        C = np.empty((n_seg, BLOCK, wmax))
-        S = np.empty((seg + 1, BLOCK, wmax))
-        Ys = np.empty((n_stages, BLOCK, wmax))
-        Ks = np.empty((n_stages, BLOCK, wmax))
-        Yb = np.empty((n_stages, BLOCK, wmax))
-        Kb = np.empty((BLOCK, wmax))
-        Z = np.empty((BLOCK, hmax))
-        G = np.empty((BLOCK, hmax))
-        W = np.empty((BLOCK, wmax))
-        Xa = np.zeros((BLOCK, wmax))
-        Xc = np.zeros((BLOCK, wmax))
+        C = np.empty((n_seg, wmax, lanes))
+        S = np.empty((seg + 1, wmax, lanes))
+        Ys = np.empty((seg, n_stages - 1, wmax, lanes))
+        Zs = np.empty((seg, n_stages, hmax, lanes))
+        Ds = np.empty((seg, n_stages, hmax, lanes))
+        Ks = np.empty((n_stages, wmax, lanes))
+        Ybs = np.empty((n_stages, wmax, lanes))
+        Kb = np.empty((wmax, lanes))
+        G = np.empty((hmax, lanes))
+        P = np.empty((hmax, lanes))
+        U = np.empty((wmax, lanes))
+        T = np.empty(max(8, wmax * hmax))
+        Xa = np.zeros((wmax, lanes))
+        Xc = np.zeros((wmax, lanes))
         yhat = np.empty(m_out)
         slope = np.empty(m_out)
         grad = grad_g[g]
@@ -982,46 +1084,35 @@ def value_and_grad(
             np.zeros(1, dtype=np.int64),
             np.zeros(1),
         )
-        for r0 in range(lo, hi, BLOCK):
-            nb = min(BLOCK, hi - r0)
+        for r0 in range(lo, hi, lanes):
+            nb = min(lanes, hi - r0)
             rc.r0[0] = r0
-            for i in range(nb):
-                for m in range(widths[0]):
-                    S[0, i, m] = x0[r0 + i, m]
+            _load_block(x0, r0, nb, widths[0], S[0], lanes)
 
-            # forward sweep, segment by segment, keeping each segment's first level
+            # forward sweep, segment by segment, keeping each segment's first level;
+            # the stage data of the last segment stay in Ys, Zs, Ds
             for j in range(n_seg):
                 k0 = j * seg
                 k1 = min(n_layers, k0 + seg)
                 if j > 0:
-                    _copy_rows(S[seg], S[0], nb, widths[k0])
-                _copy_rows(S[0], C[j], nb, widths[k0])
-                _block_steps(
-                    k0,
-                    k1,
-                    field,
-                    act,
-                    alpha,
-                    theta,
-                    stage_off,
-                    widths,
-                    hidden,
-                    dt,
-                    rk_a,
-                    rk_b,
-                    tr_has,
-                    tr_row_off,
-                    tr_nnz_off,
-                    tr_indptr,
-                    tr_indices,
-                    tr_data,
-                    S,
-                    nb,
-                    Ys,
-                    Ks,
-                    Z,
-                    W,
-                )
+                    _copy_rows(S[seg], S[0], widths[k0])
+                _copy_rows(S[0], C[j], widths[k0])
+                for k in range(k0, k1):
+                    kk = k - k0
+                    layer_forward(
+                        net,
+                        k,
+                        S[kk],
+                        S[kk + 1],
+                        Ks,
+                        Ys[kk],
+                        Zs[kk],
+                        Ds[kk],
+                        P,
+                        U,
+                        nb,
+                        lanes,
+                    )
 
             # risk at the final level and the adjoint seed
             XL = S[n_layers - (n_seg - 1) * seg]
@@ -1033,78 +1124,59 @@ def value_and_grad(
                     sr = slope[r] * inv_n
                     gp0_g[g, r] += sr
                     for c in range(n_last):
-                        gp_g[g, r, c] += sr * XL[i, c]
+                        gp_g[g, r, c] += sr * XL[c, i]
                 for c in range(n_last):
                     acc = 0.0
                     for r in range(m_out):
                         acc += p[r, c] * slope[r]
-                    Xa[i, c] = acc * inv_n
+                    Xa[c, i] = acc * inv_n
+            for c in range(n_last):
+                for i in range(nb, lanes):
+                    Xa[c, i] = 0.0
 
             # reverse sweep; Xa and Xc alternate as the adjoint of the next level.
-            # The last segment's levels are still in S; the others are recomputed.
+            # The last segment's data are still stored; the others are recomputed.
             for j in range(n_seg - 1, -1, -1):
                 k0 = j * seg
                 k1 = min(n_layers, k0 + seg)
                 if j < n_seg - 1:
-                    _copy_rows(C[j], S[0], nb, widths[k0])
-                    _block_steps(
-                        k0,
-                        k1 - 1,
-                        field,
-                        act,
-                        alpha,
-                        theta,
-                        stage_off,
-                        widths,
-                        hidden,
-                        dt,
-                        rk_a,
-                        rk_b,
-                        tr_has,
-                        tr_row_off,
-                        tr_nnz_off,
-                        tr_indptr,
-                        tr_indices,
-                        tr_data,
-                        S,
-                        nb,
-                        Ys,
-                        Ks,
-                        Z,
-                        W,
-                    )
+                    _copy_rows(C[j], S[0], widths[k0])
+                    for k in range(k0, k1):
+                        kk = k - k0
+                        layer_forward(
+                            net,
+                            k,
+                            S[kk],
+                            S[kk + 1],
+                            Ks,
+                            Ys[kk],
+                            Zs[kk],
+                            Ds[kk],
+                            P,
+                            U,
+                            nb,
+                            lanes,
+                        )
                 for k in range(k1 - 1, k0 - 1, -1):
-                    _step_reverse(
+                    kk = k - k0
+                    layer_reverse(
+                        net,
                         k,
-                        field,
-                        act,
-                        alpha,
-                        theta,
-                        stage_off,
-                        widths,
-                        hidden,
-                        dt,
-                        rk_a,
-                        rk_b,
-                        tr_has,
-                        tr_row_off,
-                        tr_nnz_off,
-                        tr_indptr,
-                        tr_indices,
-                        tr_data,
-                        S[k - k0],
-                        nb,
+                        S[kk],
+                        Ys[kk],
+                        Zs[kk],
+                        Ds[kk],
                         Xa,
                         Xc,
                         grad,
-                        Ys,
-                        Ks,
-                        Yb,
+                        Ybs,
                         Kb,
-                        Z,
                         G,
-                        W,
+                        U,
+                        T,
                         rc,
+                        nb,
+                        lanes,
                     )
                     Xa, Xc = Xc, Xa
         loss_g[g] = loss_sum
