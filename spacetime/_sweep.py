@@ -366,8 +366,10 @@ def _fmt_value(v) -> str:
         return "true" if v else "false"
     if isinstance(v, float):
         text = f"{v:g}"
-    elif isinstance(v, list) and len(v) > 4 and all(
-        isinstance(x, int | float) for x in v
+    elif (
+        isinstance(v, list)
+        and len(v) > 4
+        and all(isinstance(x, int | float) for x in v)
     ):  # a long list such as model.time_nodes: its ends and its length
         text = f"{_fmt_value(v[0])}..{_fmt_value(v[-1])}x{len(v) - 1}"
     elif isinstance(v, list):

@@ -305,13 +305,9 @@ def test_chain_warm_starts_from_the_rescaled_predecessor_solution(tmp_path):
     assert succ.history["objective"][0] == pytest.approx(expected, rel=1e-12)
     # the risk of the rescaled start is the predecessor's final risk: same flow
     assert succ.history["risk"][0] == pytest.approx(prev.results["risk"], rel=1e-9)
-    cold = st.run_sweep(
-        sweep_config(tmp_path / "c", grid={"model.T": [2.0], "problem.lam": [1e-3]}),
-        workers=1,
-        progress=False,
-    )
-    cold_start = st.load_run(tmp_path / "c" / cold[0].file).history["objective"][0]
-    assert succ.history["objective"][0] < cold_start
+    # the seeded start a case without a predecessor would take is worse
+    cold_start = problem(problem.initial_point(0, succ.config["model"]["init_scale"]))
+    assert succ.history["objective"][0] < cold_start[0]
 
 
 # -- Ctrl-C ------------------------------------------------------------------------
