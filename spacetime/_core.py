@@ -285,7 +285,7 @@ def reverse_memory(core: Core, n_samples: int, segment: int) -> int:
     levels, each ``max_width`` wide, and for each of the ``segment`` layers of the
     buffer the stage values (``n_stages - 1`` of width ``max_width``) and the
     activations with their derivatives (``2 n_stages`` of width ``max(max_width,
-    max hidden)``).
+    max hidden)``; ``n_stages`` for tanh, whose derivative comes from its value).
     """
     import numba
 
@@ -294,7 +294,8 @@ def reverse_memory(core: Core, n_samples: int, segment: int) -> int:
     wmax = core.max_width
     hmax = max(wmax, int(core.hidden.max()))
     stages = core.scheme.n_stages
-    per_layer = (stages - 1) * wmax + 2 * stages * hmax
+    per_act = 1 if core.activation.code == K.ACT_TANH else 2
+    per_layer = (stages - 1) * wmax + per_act * stages * hmax
     rows = (-(-n // seg) + seg + 1) * wmax + seg * per_layer
     running = min(numba.get_num_threads(), core.n_groups(n_samples))
     return 8 * rows * core.lanes(n_samples) * running

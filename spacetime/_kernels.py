@@ -82,21 +82,6 @@ _OPTS = {"cache": True, "error_model": "numpy"}
 # ---------------------------------------------------------------------------
 # Activations
 
-# tanh(x) = x + x z q(z), z = x^2, for |x| < TANH_SPLIT: coefficients of q, fitted in
-# extended precision to the relative error of tanh on [0, 0.625] (at most about one
-# unit in the last place).
-TANH_SPLIT = 0.625
-_TQ0 = -0.3333333333333293
-_TQ1 = 0.1333333333327011
-_TQ2 = -0.05396825393437365
-_TQ3 = 0.021869487637089728
-_TQ4 = -0.008863221701809289
-_TQ5 = 0.0035919941866995554
-_TQ6 = -0.0014549820452537422
-_TQ7 = 0.0005863855604434185
-_TQ8 = -0.000228692290948909
-_TQ9 = 7.727904828021056e-05
-_TQ10 = -1.613387237566552e-05
 # ln 2 split so that n * _LN2_HI is exact for |n| < 2^21
 _LN2_HI = 6.93147180369123816490e-01
 _LN2_LO = 1.90821492927058770002e-10
@@ -109,47 +94,37 @@ def _tanh(x):
 
     Notes
     -----
-    For ``|x| < 0.625`` the odd polynomial ``|x| + |x| z q(z)``, ``z = x^2``; else
-    ``1 - 2 / (e^{2|x|} + 1)`` with ``e^y = 2^n p(r)``, ``y = n ln 2 + r``,
-    ``|r| <= ln(2) / 2`` and ``p`` the Taylor polynomial of degree 13 (remainder below
-    ``2^-57``); ``|x|`` is capped at 20, where ``tanh`` is 1 in double precision.
-    Both branches are evaluated and one is selected, and the sign is restored at the
-    end. The error is within about two units in the last place of the exact value.
+    ``tanh |x| = m / (m + 2)`` with ``m = e^y - 1``, ``y = 2 |x|`` capped at 40 (where
+    ``tanh`` is 1 in double precision). With ``y = n ln 2 + r``, ``|r| <= ln(2) / 2``,
+
+        e^y - 1 = 2^n q(r) + (2^n - 1),     q(r) = sum_{j=1}^{13} r^j / j!,
+
+    the Taylor remainder being below ``2^-57`` relative; ``2^n`` is exact for the
+    ``n <= 58`` that occur. No step cancels, so the result is within about three
+    units in the last place of the exact value at every ``x``; the sign is restored
+    at the end, and nan stays nan.
     """
     a = abs(x)
-    z = a * a
-    q = _TQ10
-    q = q * z + _TQ9
-    q = q * z + _TQ8
-    q = q * z + _TQ7
-    q = q * z + _TQ6
-    q = q * z + _TQ5
-    q = q * z + _TQ4
-    q = q * z + _TQ3
-    q = q * z + _TQ2
-    q = q * z + _TQ1
-    q = q * z + _TQ0
-    small = a + a * (z * q)
     y = 2.0 * (a if a < 20.0 else 20.0)
     n = np.floor(y * _INV_LN2 + 0.5)
     r = (y - n * _LN2_HI) - n * _LN2_LO
-    p = 1.0 / 6227020800.0
-    p = p * r + 1.0 / 479001600.0
-    p = p * r + 1.0 / 39916800.0
-    p = p * r + 1.0 / 3628800.0
-    p = p * r + 1.0 / 362880.0
-    p = p * r + 1.0 / 40320.0
-    p = p * r + 1.0 / 5040.0
-    p = p * r + 1.0 / 720.0
-    p = p * r + 1.0 / 120.0
-    p = p * r + 1.0 / 24.0
-    p = p * r + 1.0 / 6.0
-    p = p * r + 0.5
-    p = p * r + 1.0
-    p = p * r + 1.0
-    e = p * float(np.int64(1) << np.int64(n))
-    large = 1.0 - 2.0 / (e + 1.0)
-    t = small if a < TANH_SPLIT else large
+    q = 1.0 / 6227020800.0
+    q = q * r + 1.0 / 479001600.0
+    q = q * r + 1.0 / 39916800.0
+    q = q * r + 1.0 / 3628800.0
+    q = q * r + 1.0 / 362880.0
+    q = q * r + 1.0 / 40320.0
+    q = q * r + 1.0 / 5040.0
+    q = q * r + 1.0 / 720.0
+    q = q * r + 1.0 / 120.0
+    q = q * r + 1.0 / 24.0
+    q = q * r + 1.0 / 6.0
+    q = q * r + 0.5
+    q = q * r + 1.0
+    q = q * r
+    s = float(np.int64(1) << np.int64(n))
+    m = s * q + (s - 1.0)
+    t = m / (m + 2.0)
     t = t if x >= 0.0 else -t
     return t if x == x else x
 
@@ -208,16 +183,17 @@ def act_deriv(code, alpha, z):
 
 @njit(**_OPTS)
 def _act_rows(code, alpha, P, Z, D, rows, lanes):
-    """``Z = act(P)`` and ``D = act'(P)`` on the first ``rows`` rows of a block."""
+    """``Z = act(P)`` and ``D = act'(P)`` on the first ``rows`` rows of a block.
+
+    For tanh only ``Z`` is written: its derivative ``1 - Z^2`` is formed where it is
+    used (see :func:`_deriv`).
+    """
     if code == ACT_TANH:
         for r in range(rows):
             pr = P[r]
             zr = Z[r]
-            dr = D[r]
             for i in range(lanes):
-                t = _tanh(pr[i])
-                zr[i] = t
-                dr[i] = 1.0 - t * t
+                zr[i] = _tanh(pr[i])
     else:
         for r in range(rows):
             for i in range(lanes):
@@ -308,22 +284,29 @@ def _matmul(theta, off, rows, cols, X, out, lanes, boff, blas):
                 o[i] += w0 * x0[i]
 
 
-@njit(**_OPTS)
-def _matmul_t(theta, off, rows, cols, G, out, lanes, D, scaled, blas):
-    """``out[c] = sum_r M[r, c] G[r]``, times ``D[c]`` elementwise if ``scaled``.
+@njit(inline="always", **_OPTS)
+def _deriv(mode, d):
+    """Factor of mode 1 (``d``) or mode 2 (``1 - d^2``: tanh's, from its value)."""
+    return d if mode == 1 else 1.0 - d * d
 
-    In the loop form the sum runs over ``r = 0, 1, ...``, two terms per pass over
-    the samples, and the product with ``D`` is taken in the last pass.
+
+@njit(**_OPTS)
+def _matmul_t(theta, off, rows, cols, G, out, lanes, D, mode, blas):
+    """``out[c] = sum_r M[r, c] G[r]``, times a factor elementwise.
+
+    The factor is 1 (``mode`` 0), ``D[c]`` (mode 1) or ``1 - D[c]^2`` (mode 2). In
+    the loop form the sum runs over ``r = 0, 1, ...``, two terms per pass over the
+    samples, and the factor is applied in the last pass.
     """
     if blas:
         M = theta[off : off + rows * cols].reshape(rows, cols)
         np.dot(M.T, G[:rows], out[:cols])
-        if scaled:
+        if mode != 0:
             for c in range(cols):
                 o = out[c]
                 d = D[c]
                 for i in range(lanes):
-                    o[i] *= d[i]
+                    o[i] *= _deriv(mode, d[i])
         return
     for c in range(cols):
         o = out[c]
@@ -333,15 +316,15 @@ def _matmul_t(theta, off, rows, cols, G, out, lanes, D, scaled, blas):
         if rows >= 2:
             w1 = theta[off + cols + c]
             g1 = G[1]
-            if scaled and rows == 2:
+            if mode != 0 and rows == 2:
                 for i in range(lanes):
-                    o[i] = (w0 * g0[i] + w1 * g1[i]) * d[i]
+                    o[i] = (w0 * g0[i] + w1 * g1[i]) * _deriv(mode, d[i])
             else:
                 for i in range(lanes):
                     o[i] = w0 * g0[i] + w1 * g1[i]
-        elif scaled:
+        elif mode != 0:
             for i in range(lanes):
-                o[i] = (w0 * g0[i]) * d[i]
+                o[i] = (w0 * g0[i]) * _deriv(mode, d[i])
         else:
             for i in range(lanes):
                 o[i] = w0 * g0[i]
@@ -351,9 +334,9 @@ def _matmul_t(theta, off, rows, cols, G, out, lanes, D, scaled, blas):
             w1 = theta[off + (r + 1) * cols + c]
             g0 = G[r]
             g1 = G[r + 1]
-            if scaled and r + 2 == rows:
+            if mode != 0 and r + 2 == rows:
                 for i in range(lanes):
-                    o[i] = ((o[i] + w0 * g0[i]) + w1 * g1[i]) * d[i]
+                    o[i] = ((o[i] + w0 * g0[i]) + w1 * g1[i]) * _deriv(mode, d[i])
             else:
                 for i in range(lanes):
                     o[i] = (o[i] + w0 * g0[i]) + w1 * g1[i]
@@ -361,9 +344,9 @@ def _matmul_t(theta, off, rows, cols, G, out, lanes, D, scaled, blas):
         if r < rows:
             w0 = theta[off + r * cols + c]
             g0 = G[r]
-            if scaled:
+            if mode != 0:
                 for i in range(lanes):
-                    o[i] = (o[i] + w0 * g0[i]) * d[i]
+                    o[i] = (o[i] + w0 * g0[i]) * _deriv(mode, d[i])
             else:
                 for i in range(lanes):
                     o[i] += w0 * g0[i]
@@ -386,8 +369,8 @@ def _outer_add(grad, off, rows, cols, G, X, lanes, T, blas):
 
 
 @njit(**_OPTS)
-def _rowsum_add(grad, off, rows, G, lanes, T):
-    """``grad[off + r] += sum_i G[r, i]``; ``T`` is scratch."""
+def _rowsum_add(grad, off, rows, G, lanes):
+    """``grad[off + r] += sum_i G[r, i]``."""
     for r in range(rows):
         grad[off + r] += _sum(G[r], lanes)
 
@@ -400,10 +383,10 @@ def _rowsum_add(grad, off, rows, G, lanes, T):
 def field_forward(field, act, alpha, theta, off, n, h, Y, K, Z, D, P, lanes, blas):
     """``K[:n] = F(Y[:n])`` on a block.
 
-    The activations and their derivatives go to ``Z`` and ``D`` (``act(Y)`` for the
-    inside field, ``act(A Y + b)`` for the bottleneck; for the outside field only
-    ``D``, the activations being ``K`` itself). ``P`` is scratch of ``max(n, h)``
-    rows.
+    The activations go to ``Z`` (``act(Y)`` for the inside field, ``act(A Y + b)``
+    for the bottleneck; for the outside field they are ``K`` itself, which the caller
+    then places in ``Z``) and their derivatives to ``D``, except for tanh (see
+    :func:`_act_rows`). ``P`` is scratch of ``max(n, h)`` rows.
     """
     if field == FIELD_INSIDE:
         _act_rows(act, alpha, Y, Z, D, n, lanes)
@@ -419,34 +402,37 @@ def field_forward(field, act, alpha, theta, off, n, h, Y, K, Z, D, P, lanes, bla
 
 
 @njit(**_OPTS)
-def field_vjp(field, theta, off, n, h, Y, Z, D, Kb, Yb, grad, G, T, lanes, blas):
+def field_vjp(field, act, theta, off, n, h, Y, Z, D, Kb, Yb, grad, G, T, lanes, blas):
     """Reverse of :func:`field_forward` with its stored ``Z`` and ``D``.
 
     Sets ``Yb[:n] = (dF/dy)^T Kb`` and adds ``(dF/du)^T Kb``, summed over the samples,
-    to ``grad[off:]``. ``G`` (``max(n, h)`` rows) and ``T`` (``max(8, n max(n, h))``
+    to ``grad[off:]``. ``G`` (``max(n, h)`` rows) and ``T`` (``n max(n, h)``
     entries) are scratch.
     """
+    # the activation's derivative: 1 - Z^2 for tanh, else the stored D
+    mode = 2 if act == ACT_TANH else 1
+    Dv = Z if act == ACT_TANH else D
     if field == FIELD_INSIDE:
         _outer_add(grad, off, n, n, Kb, Z, lanes, T, blas)
-        _rowsum_add(grad, off + n * n, n, Kb, lanes, T)
-        _matmul_t(theta, off, n, n, Kb, Yb, lanes, D, True, blas)
+        _rowsum_add(grad, off + n * n, n, Kb, lanes)
+        _matmul_t(theta, off, n, n, Kb, Yb, lanes, Dv, mode, blas)
     elif field == FIELD_OUTSIDE:
         for m in range(n):
             gm = G[m]
             km = Kb[m]
-            dm = D[m]
+            dm = Dv[m]
             for i in range(lanes):
-                gm[i] = km[i] * dm[i]
+                gm[i] = km[i] * _deriv(mode, dm[i])
         _outer_add(grad, off, n, n, G, Y, lanes, T, blas)
-        _rowsum_add(grad, off + n * n, n, G, lanes, T)
-        _matmul_t(theta, off, n, n, G, Yb, lanes, D, False, blas)
+        _rowsum_add(grad, off + n * n, n, G, lanes)
+        _matmul_t(theta, off, n, n, G, Yb, lanes, Dv, 0, blas)
     else:
         oa = off + n * h
         _outer_add(grad, off, n, h, Kb, Z, lanes, T, blas)
-        _matmul_t(theta, off, n, h, Kb, G, lanes, D, True, blas)
+        _matmul_t(theta, off, n, h, Kb, G, lanes, Dv, mode, blas)
         _outer_add(grad, oa, h, n, G, Y, lanes, T, blas)
-        _rowsum_add(grad, oa + h * n, h, G, lanes, T)
-        _matmul_t(theta, oa, h, n, G, Yb, lanes, D, False, blas)
+        _rowsum_add(grad, oa + h * n, h, G, lanes)
+        _matmul_t(theta, oa, h, n, G, Yb, lanes, Dv, 0, blas)
 
 
 # ---------------------------------------------------------------------------
@@ -532,15 +518,19 @@ def layer_forward(net, k, X, Xn, Ks, Ys, Zs, Ds, P, U, nb, lanes):
     """``Xn = Pi_k (X + dt_k sum_s b_s K_s)`` on a block of ``nb`` samples.
 
     Stage ``s >= 1`` values go to ``Ys[s - 1]`` (stage 0 is ``X``), the activations
-    and derivatives of stage ``s`` to ``Zs[s]`` and ``Ds[s]``, the slopes to
-    ``Ks[s]``. ``P`` and ``U`` are scratch. Columns ``nb`` and up of ``Xn`` are set
-    to zero.
+    and derivatives of stage ``s`` to ``Zs[s]`` and ``Ds[s]`` (no derivatives for
+    tanh), the slopes to ``Ks[s]`` (to ``Zs[s]`` for the outside field, whose slopes
+    are its activations). ``P`` and ``U`` are scratch. Columns ``nb`` and up of
+    ``Xn`` are set to zero.
     """
     n = net.widths[k]
     h = net.hidden[k]
     n_stages = net.rk_b.shape[0]
     dtk = net.dt[k]
     blas = _uses_blas(net, n, h)
+    # the outside field's slopes are its activations: keep them where the reverse
+    # pass reads activations
+    KS = Zs if net.field == FIELD_OUTSIDE else Ks
     for s in range(n_stages):
         if s == 0:
             Y = X
@@ -554,7 +544,7 @@ def layer_forward(net, k, X, Xn, Ks, Ys, Zs, Ds, P, U, nb, lanes):
                     a = net.rk_a[s, j]
                     if a != 0.0:
                         c = dtk * a
-                        kjm = Ks[j, m]
+                        kjm = KS[j, m]
                         if first:
                             for i in range(lanes):
                                 ym[i] = xm[i] + c * kjm[i]
@@ -574,7 +564,7 @@ def layer_forward(net, k, X, Xn, Ks, Ys, Zs, Ds, P, U, nb, lanes):
             n,
             h,
             Y,
-            Ks[s],
+            KS[s],
             Zs[s],
             Ds[s],
             P,
@@ -586,12 +576,12 @@ def layer_forward(net, k, X, Xn, Ks, Ys, Zs, Ds, P, U, nb, lanes):
         dm = dst[m]
         xm = X[m]
         c = dtk * net.rk_b[0]
-        ksm = Ks[0, m]
+        ksm = KS[0, m]
         for i in range(lanes):
             dm[i] = xm[i] + c * ksm[i]
         for s in range(1, n_stages):
             c = dtk * net.rk_b[s]
-            ksm = Ks[s, m]
+            ksm = KS[s, m]
             for i in range(lanes):
                 dm[i] += c * ksm[i]
     if net.tr_has[k]:
@@ -653,6 +643,7 @@ def layer_reverse(
         Y = X if s == 0 else Ys[s - 1]
         field_vjp(
             net.field,
+            net.act,
             net.theta,
             net.stage_off[k, s],
             n,
