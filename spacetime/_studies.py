@@ -320,8 +320,9 @@ class Controllability:
     columns : int
         Controls of one layer (``width^2 + width`` for the inside field).
     sigma_min : float
-        The smallest of the ``min(rows, columns)`` singular values (0 when the rank
-        falls short of them).
+        The ``rows``-th singular value: how far the map is from failing to reach
+        every state direction (0 when there are fewer controls than rows, or the
+        rank falls short).
     sigma_max : float
     singular_values : ndarray, shape (min(rows, columns),)
     """
@@ -367,7 +368,7 @@ def controllability(model, xbar) -> Controllability:
         rank=rank,
         rows=rows,
         columns=count,
-        sigma_min=float(values[-1]) if size else 0.0,
+        sigma_min=float(values[rows - 1]) if count >= rows else 0.0,
         sigma_max=s_max,
         singular_values=values,
     )
@@ -393,7 +394,8 @@ class Study:
         One row per fitted line: ``series``, ``quantity``, ``against``, ``slope`` and
         its interval ``slope_low``, ``slope_high``, ``intercept``, ``n_points``.
     curves : dict of str to dict of ndarray
-        Per case: the rescaled controls ``s``, ``v`` (path studies), or ``t``,
+        Per case (``folder:name`` in path studies): the rescaled controls ``s``,
+        ``v`` (path studies), or ``t``,
         ``running`` and ``control`` (turnpike).
     summary : dict
         Scalars that sum the study up (and the diagnostic's singular values).
@@ -899,7 +901,7 @@ def _path_study(
                     v_norm=piecewise_norm(s, v),
                     grad_norm=float(ev["grad_norm"]),
                 )
-                curves[f"{plan_i.out.name}/{case.name}"] = {"s": s, "v": v}
+                curves[f"{plan_i.out.name}:{case.name}"] = {"s": s, "v": v}
             rows.append(row)
     # the path order: T increasing, lam decreasing
     sign = 1.0 if variable == "T" else -1.0
@@ -908,7 +910,7 @@ def _path_study(
     for name in series_names:
         members = [r for r in rows if r["series"] == name]
         for a, b in zip(members, members[1:], strict=False):
-            ka, kb = (f"{r['folder']}/{r['name']}" for r in (a, b))
+            ka, kb = (f"{r['folder']}:{r['name']}" for r in (a, b))
             if ka in curves and kb in curves:
                 b["v_diff"] = piecewise_distance(
                     curves[ka]["s"], curves[ka]["v"], curves[kb]["s"], curves[kb]["v"]
@@ -924,8 +926,16 @@ def _path_study(
             ("risk", variable, "power"),
             ("v_diff", variable, "power"),
             ("v_norm", f"log {variable}", "semilog"),
+            ("T_risk", "log T", "semilog"),
         ):
-            ys = np.array([r[quantity] for r in members])
+            if quantity == "T_risk":
+                if variable != "T":
+                    continue
+                # E = (a + b log T) / T, the form when the loss's minimum is not
+                # attained, is a straight line of T E against log T
+                ys = np.array([r["T"] * r["risk"] for r in members])
+            else:
+                ys = np.array([r[quantity] for r in members])
             ok = np.isfinite(ys) & (ys > 0)
             if ok.sum() < 2 or np.ptp(xs[ok]) == 0:
                 continue
@@ -960,9 +970,10 @@ def _path_study(
         "cold_seeds": [int(s) for s in cold_seeds],
         "confidence": confidence,
         "fit_rule": (
-            "least squares on (log x, log y) over every complete case of a series "
-            "with y > 0; the slope's interval from Student's t with n - 2 degrees "
-            "of freedom"
+            "least squares over every complete case of a series with y > 0, on "
+            "(log x, log y) for E and the distances, on (log x, y) for ||v|| and "
+            "T E; the slope's interval from Student's t with n - 2 degrees of "
+            "freedom"
         ),
         "minima_tolerance": MINIMA_TOLERANCE,
         "seed": config["seed"],
@@ -1092,7 +1103,9 @@ def depth_study(
         ``risk`` (the training error E), ``accuracy``, ``u_norm`` (``||u_T||``),
         ``v_norm`` (``||v_T||``), ``v_diff`` (``||v_T - v_T'||`` to the previous
         horizon of the path), ``n_minima``, ``transport_gap``; fits of ``risk`` and
-        ``v_diff`` against ``T`` (log-log) and of ``v_norm`` against ``log T``.
+        ``v_diff`` against ``T`` (log-log), and of ``v_norm`` and ``T_risk``
+        (``T E``) against ``log T``: a positive slope of ``T E`` is the factor
+        ``log T`` of a loss whose minimum is not attained.
 
     Notes
     -----
@@ -1700,8 +1713,7 @@ def _turnpike_table(study: Study) -> str:
         f"- step dt = {s['dt']:g}; running cost {s['running_cost']} (beta "
         f"{s['beta']:g}, p {s['tracking_p']:g}, smoothing "
         f"{s['tracking_smoothing']:g}); lam {s['lam']:g}",
-        f"- start: {s['start']}; seeds {s['seeds']}, the lowest objective kept "
-        "per T",
+        f"- start: {s['start']}; seeds {s['seeds']}, the lowest objective kept per T",
         f"- fit window: {s['window_rule']}",
         f"- fit: {s['fit_rule']}",
         f"- layers to level {s['level']:g}: {s['layers_rule']}",

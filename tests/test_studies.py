@@ -1,0 +1,439 @@
+"""Large-time studies: the helpers, and each study end to end on tiny problems.
+
+Values in the analysis files are checked against computations made here from the
+case files' own controls (read with h5py), not through the study code.
+"""
+
+import concurrent.futures as cf
+import math
+
+import h5py
+import numpy as np
+import pytest
+
+import grids
+import spacetime as st
+from spacetime import cli
+from spacetime._studies import (
+    controllability,
+    one_layer_jacobian,
+    piecewise_distance,
+    piecewise_norm,
+    projection_matrix,
+    resample_controls,
+    rescaled_controls,
+)
+
+SMALL = {
+    "data": {"name": "spheres", "n_samples": 16, "test_fraction": 0.0},
+    "model": {"width": 3, "T": 1.0, "n_steps": 4},
+    "output_map": {"trained": False},
+    "problem": {"loss": "logistic", "lam": 1e-2},
+    "optimizer": {"max_iter": 15},
+}
+
+
+def _copy(cfg, **changes):
+    import copy
+
+    out = copy.deepcopy(cfg)
+    for dotted, value in changes.items():
+        section, key = dotted.split(".")
+        out.setdefault(section, {})[key] = value
+    return out
+
+
+@pytest.fixture
+def pool():
+    with cf.ThreadPoolExecutor(max_workers=1) as ex:
+        yield ex
+
+
+def _case_controls(path):
+    """Controls, time levels and the start objective of a case file, read raw."""
+    with h5py.File(path, "r") as f:
+        u = np.concatenate(
+            [f["controls/w"][()].reshape(len(f["time/dt"]), -1), f["controls/b"][()]],
+            axis=1,
+        )
+        return u, f["time/t"][()], f["optimizer/history/objective"][0]
+
+
+def _case_path(study, row):
+    return study.path.parent / row["folder"] / f"{row['name']}.h5"
+
+
+# -- helpers -----------------------------------------------------------------
+
+
+def test_piecewise_distance_matches_a_fine_quadrature():
+    rng = np.random.default_rng(0)
+    s_a = np.array([0.0, 0.3, 0.5, 1.0])
+    s_b = np.linspace(0.0, 1.0, 6)
+    v_a = rng.normal(size=(3, 2))
+    v_b = rng.normal(size=(5, 2))
+    fine = (np.arange(200000) + 0.5) / 200000
+    fa = v_a[np.searchsorted(s_a, fine, side="right") - 1]
+    fb = v_b[np.searchsorted(s_b, fine, side="right") - 1]
+    expected = math.sqrt(np.mean(np.sum((fa - fb) ** 2, axis=1)))
+    assert piecewise_distance(s_a, v_a, s_b, v_b) == pytest.approx(expected, rel=1e-4)
+    assert piecewise_norm(s_b, v_b) == pytest.approx(
+        math.sqrt(np.mean(np.sum(fb**2, axis=1))), rel=1e-4
+    )
+
+
+def test_resampling_a_refinement_copies_and_a_coarsening_averages():
+    controls = {"w": np.arange(8.0).reshape(2, 2, 2), "b": np.array([[1.0], [3.0]])}
+    fine = resample_controls(controls, [0, 1, 2], [0, 1, 2, 3, 4])  # T 2 -> 4
+    np.testing.assert_array_equal(fine["b"][:, 0], [1, 1, 3, 3])
+    np.testing.assert_array_equal(fine["w"][2], controls["w"][1])
+    back = resample_controls(fine, [0, 1, 2, 3, 4], [0, 2])
+    assert back["b"][0, 0] == pytest.approx(2.0)
+    m = projection_matrix(np.array([0, 0.25, 1.0]), np.array([0, 0.5, 1.0]))
+    np.testing.assert_allclose(m, [[0.5, 0.5], [0.0, 1.0]])
+
+
+def test_rescaled_controls_have_norm_sqrt_T_times_the_control_norm():
+    model = st.NeuralODE(2, 3, grids.time_grid(5.0, 7))
+    theta = model.init_params(1, 1.0)
+    s, v = rescaled_controls(model, theta)
+    assert s[0] == 0 and s[-1] == 1
+    expected = math.sqrt(5.0 * model.control_norm2(theta))
+    assert piecewise_norm(s, v) == pytest.approx(expected, rel=1e-13)
+
+
+@pytest.mark.parametrize(
+    ("field", "activation"),
+    [("inside", "tanh"), ("outside", "tanh"), ("bottleneck", "sigmoid")],
+)
+def test_one_layer_jacobian_matches_finite_differences(field, activation):
+    rng = np.random.default_rng(2)
+    model = st.NeuralODE(
+        3, 3, grids.time_grid(0.3, 1), field=field, activation=activation, hidden=2
+    )
+    xbar = rng.normal(size=(4, 3))
+    jac = one_layer_jacobian(model, xbar)
+    h = 1e-6
+    fd = np.empty_like(jac)
+    for c in range(model.n_params):
+        e = np.zeros(model.n_params)
+        e[c] = h
+        plus = model.flow(e, xbar)[1]
+        minus = model.flow(-e, xbar)[1]
+        fd[:, c] = ((plus - minus) / (2 * h)).ravel()
+    np.testing.assert_allclose(jac, fd, atol=1e-8)
+
+
+def test_controllability_rank_counts_samples_against_controls():
+    rng = np.random.default_rng(4)
+    model = st.NeuralODE(3, 3, grids.time_grid(1.0, 10))
+    few = controllability(model, rng.normal(size=(4, 3)))
+    assert (few.rank, few.rows, few.columns, few.full) == (12, 12, 12, True)
+    many = controllability(model, rng.normal(size=(100, 3)))
+    assert (many.rank, many.rows, many.full) == (12, 300, False)
+    assert many.sigma_min == 0.0
+
+
+def test_controllability_singular_values_are_those_of_the_full_jacobian():
+    rng = np.random.default_rng(5)
+    model = st.NeuralODE(2, 4, grids.time_grid(2.0, 5))
+    xbar = rng.normal(size=(6, 4))
+    diag = controllability(model, xbar)
+    s = np.linalg.svd(one_layer_jacobian(model, xbar), compute_uv=False)
+    np.testing.assert_allclose(diag.singular_values, s, atol=1e-13)
+    assert diag.rank == np.linalg.matrix_rank(one_layer_jacobian(model, xbar))
+
+
+# -- the depth study -----------------------------------------------------------
+
+
+def test_depth_study_end_to_end(tmp_path, pool):
+    study = st.depth_study(
+        SMALL, [1, 2, 4], out=tmp_path / "d", executor=pool, threads=1, progress=False
+    )
+    for name in ("depth.h5", "depth.csv", "depth.md", "depth.png"):
+        assert (tmp_path / "d" / name).is_file()
+    assert (tmp_path / "d" / "cases" / "index.h5").is_file()
+    rows = study.rows()
+    assert [r["T"] for r in rows] == [1.0, 2.0, 4.0]
+    assert all(r["n_steps"] == 4 for r in rows)
+    lam = SMALL["problem"]["lam"]
+    vs = []
+    for r in rows:
+        u, t, start = _case_controls(_case_path(study, r))
+        T = t[-1]
+        norm2 = float(np.sum(np.diff(t)[:, None] * u * u))
+        assert r["u_norm"] == pytest.approx(math.sqrt(norm2), rel=1e-12)
+        assert r["v_norm"] == pytest.approx(math.sqrt(T * norm2), rel=1e-12)
+        vs.append(T * u)
+        if r["T"] > 1:
+            prev = rows[rows.index(r) - 1]
+            # warm start u_prev T_prev / T has the same flow, so its objective is
+            # E(v_prev) + (lam / T) ||v_prev||^2
+            expected = prev["risk"] + lam / T * prev["v_norm"] ** 2
+            assert start == pytest.approx(expected, rel=1e-10)
+    for a, b, r in zip(vs, vs[1:], rows[1:], strict=False):
+        expected = math.sqrt(np.sum((a - b) ** 2) / 4)
+        assert r["v_diff"] == pytest.approx(expected, rel=1e-12)
+    fit = study.fit("risk", "warm")
+    slope = np.polyfit(np.log([1, 2, 4]), np.log([r["risk"] for r in rows]), 1)[0]
+    assert fit["slope"] == pytest.approx(slope, rel=1e-10)
+    assert fit["slope_low"] < fit["slope"] < fit["slope_high"]
+    back = st.load_study(tmp_path / "d" / "depth.h5")
+    np.testing.assert_array_equal(back.columns["risk"], study.columns["risk"])
+    assert list(back.columns) == list(study.columns)
+    assert "| warm | 4 |" in (tmp_path / "d" / "depth.md").read_text()
+
+    # a second run reuses every case and writes the same analysis
+    again = st.depth_study(
+        SMALL, [1, 2, 4], out=tmp_path / "d", executor=pool, threads=1, progress=False
+    )
+    assert all(c.reused for c in again.sweeps[0])
+    np.testing.assert_array_equal(
+        again.columns["objective"], study.columns["objective"]
+    )
+
+
+def test_depth_study_at_fixed_step_resamples_the_warm_start(tmp_path, pool):
+    cfg = _copy(SMALL, **{"model.n_steps": 2})
+    study = st.depth_study(
+        cfg,
+        [1, 2],
+        fixed_dt=True,
+        out=tmp_path / "d",
+        executor=pool,
+        threads=1,
+        progress=False,
+    )
+    rows = study.rows()
+    assert [r["n_steps"] for r in rows] == [2, 4]
+    assert "fixed step dt = 0.5" in study.settings["layers"]
+    u1, t1, _ = _case_controls(_case_path(study, rows[0]))
+    u2, t2, start = _case_controls(_case_path(study, rows[1]))
+    # the start at T = 2: each layer of T = 1 copied into two layers, halved
+    model = st.NeuralODE(2, 3, grids.time_grid(2.0, 4))
+    _, _, problem = st.build(
+        st.validate(_copy(cfg, **{"model.T": 2.0, "model.n_steps": 4}))
+    )
+    theta = (np.repeat(u1, 2, axis=0) / 2.0).ravel()
+    assert problem(theta)[0] == pytest.approx(start, rel=1e-12)
+    assert model.n_params == theta.size
+    # ||v_1 - v_2|| on the union grid: v_2 has twice as many cells
+    v1 = 1.0 * u1
+    v2 = 2.0 * u2
+    expected = math.sqrt(np.sum((np.repeat(v1, 2, axis=0) - v2) ** 2) / 4)
+    assert rows[1]["v_diff"] == pytest.approx(expected, rel=1e-12)
+
+
+def test_depth_study_cold_seeds_count_minima(tmp_path, pool):
+    study = st.depth_study(
+        SMALL,
+        [1, 2],
+        cold_seeds=[3],
+        out=tmp_path / "d",
+        executor=pool,
+        threads=1,
+        progress=False,
+    )
+    series = {r["series"] for r in study.rows()}
+    assert series == {"warm", "cold seed=3"}
+    for r in study.rows():
+        same_T = [
+            o["objective"]
+            for o in study.rows()
+            if o["T"] == r["T"] and o["status"] == "converged"
+        ]
+        distinct = len({round(v, 6) for v in same_T})
+        assert r["n_minima"] == distinct
+
+
+def test_lambda_study_runs_lam_downwards_from_the_previous_solution(tmp_path, pool):
+    study = st.lambda_study(
+        SMALL,
+        [1e-3, 1e-1, 1e-2],
+        out=tmp_path / "l",
+        executor=pool,
+        threads=1,
+        progress=False,
+    )
+    rows = study.rows()
+    assert [r["lam"] for r in rows] == [1e-1, 1e-2, 1e-3]
+    for prev, r in zip(rows, rows[1:], strict=False):
+        _, _, start = _case_controls(_case_path(study, r))
+        expected = prev["risk"] + r["lam"] * prev["u_norm"] ** 2
+        assert start == pytest.approx(expected, rel=1e-10)
+    assert study.fit("risk", "warm")["against"] == "lam"
+    assert (tmp_path / "l" / "lambda.png").is_file()
+
+
+# -- rescaling -------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("scheme", ["euler", "rk4"])
+def test_rescaling_study_is_exact_with_a_running_cost(tmp_path, scheme):
+    cfg = _copy(
+        SMALL,
+        **{
+            "model.scheme": scheme,
+            "model.T": 3.0,
+            "problem.running_cost": "tracking",
+            "problem.tracking_p": 1.0,
+            "problem.beta": 0.5,
+        },
+    )
+    study = st.rescaling_study(cfg, [3.0, 17.0], n_points=2, out=tmp_path / "r")
+    assert study.n_rows == 4
+    assert study.summary["max_objective_discrepancy"] <= 1e-12
+    assert study.summary["max_gradient_discrepancy"] <= 1e-12
+    rows = study.rows()
+    assert rows[-1]["lam_unit"] == pytest.approx(1e-2 / 17)
+    assert rows[-1]["beta_unit"] == pytest.approx(0.5 * 17)
+    assert (tmp_path / "r" / "rescaling.md").is_file()
+
+
+def test_rescaling_of_a_non_homogeneous_field_is_refused(tmp_path, capsys):
+    cfg = tmp_path / "out.toml"
+    cfg.write_text('[model]\nfield = "outside"\nactivation = "tanh"\n')
+    code = cli.main(["study", "rescaling", str(cfg), "--out", str(tmp_path / "r")])
+    err = capsys.readouterr().err
+    assert code == 2
+    assert "not homogeneous" in err and "outside" in err
+    assert not (tmp_path / "r").exists()
+
+
+# -- turnpike --------------------------------------------------------------------
+
+TURNPIKE = _copy(
+    SMALL,
+    **{
+        "data.n_samples": 4,
+        "model.n_steps": 4,
+        "problem.running_cost": "tracking",
+        "problem.tracking_p": 2.0,
+        "problem.beta": 1.0,
+        "optimizer.max_iter": 30,
+    },
+)
+
+
+def _reference_running(u, t, x0, xbar, p, eps):
+    """R(x(t_k)) by explicit Euler steps of the inside tanh field."""
+    n = x0.shape[1]
+    x = x0.copy()
+    out = []
+    for k in range(len(t)):
+        r = x - xbar
+        out.append(np.mean(np.sum((r * r + eps * eps) ** (p / 2) - eps**p, axis=1)))
+        if k < len(t) - 1:
+            w = u[k, : n * n].reshape(n, n)
+            b = u[k, n * n :]
+            x = x + (t[k + 1] - t[k]) * (np.tanh(x) @ w.T + b)
+    return np.array(out)
+
+
+def test_turnpike_study_end_to_end(tmp_path, pool):
+    study = st.turnpike_study(
+        TURNPIKE,
+        [1.0, 2.0],
+        dt=0.25,
+        out=tmp_path / "t",
+        executor=pool,
+        threads=1,
+        progress=False,
+    )
+    s = study.settings
+    assert s["window"] == pytest.approx([0.1, 0.5])  # 0.1 and 0.5 of T_min = 1
+    assert "0.1 T_min" in s["window_rule"]
+    rows = study.rows()
+    assert [r["n_steps"] for r in rows] == [4, 8]
+    _, _, problem = st.build(st.validate(TURNPIKE))
+    xbar = problem.running.targets
+    for r in rows:
+        u, t, _ = _case_controls(tmp_path / "t" / "cases" / f"{r['name']}.h5")
+        curve = study.curves[r["name"]]
+        expected = _reference_running(u, t, problem.x0, xbar, 2.0, 1e-3)
+        np.testing.assert_allclose(curve["running"], expected, rtol=1e-11)
+        np.testing.assert_allclose(
+            curve["control"], np.sqrt(np.sum(u * u, axis=1)), rtol=1e-12
+        )
+        y = expected[:-1] + np.sqrt(np.sum(u * u, axis=1))
+        keep = (t[:-1] >= 0.1) & (t[:-1] <= 0.5)
+        mu = -np.polyfit(t[:-1][keep], np.log(y[keep]), 1)[0]
+        assert r["mu"] == pytest.approx(mu, rel=1e-10)
+        below = np.flatnonzero(expected <= s["level"])
+        assert r["layers_to_level"] == (below[0] if below.size else -1)
+    sm = study.summary
+    assert (sm["rank"], sm["rows"], sm["columns"], sm["controllable"]) == (
+        12,
+        12,
+        12,
+        1,
+    )
+    back = st.load_study(tmp_path / "t" / "turnpike.h5")
+    np.testing.assert_array_equal(
+        back.summary["singular_values"], sm["singular_values"]
+    )
+    assert "hypothesis" in (tmp_path / "t" / "turnpike.md").read_text()
+
+
+def test_turnpike_study_needs_a_running_cost(tmp_path):
+    with pytest.raises(st.ConfigError, match="running cost"):
+        st.turnpike_study(SMALL, [1.0], out=tmp_path / "t")
+
+
+def test_turnpike_window_must_fit_the_smallest_horizon(tmp_path):
+    with pytest.raises(st.ConfigError, match="smallest horizon"):
+        st.turnpike_study(
+            TURNPIKE, [1.0, 2.0], dt=0.25, window=(0.5, 1.5), out=tmp_path / "t"
+        )
+
+
+def test_running_cost_keys_reach_the_problem():
+    _, _, problem = st.build(
+        st.validate(
+            _copy(
+                TURNPIKE,
+                **{
+                    "problem.tracking_p": 1.0,
+                    "problem.tracking_smoothing": 0.01,
+                    "problem.beta": 0.3,
+                },
+            )
+        )
+    )
+    rc = problem.running
+    assert (rc.kind, rc.beta, rc.exponent, rc.smoothing) == ("tracking", 0.3, 1.0, 0.01)
+    _, _, plain = st.build(st.validate(SMALL))
+    assert plain.running is None
+
+
+# -- command line ----------------------------------------------------------------
+
+
+def test_study_depth_command_writes_the_study_and_plot_reads_it(tmp_path, capsys):
+    cfg = tmp_path / "depth.toml"
+    cfg.write_text(
+        '[data]\nname = "spheres"\nn_samples = 12\ntest_fraction = 0.0\n'
+        "[model]\nwidth = 3\nn_steps = 3\n[output_map]\ntrained = false\n"
+        '[problem]\nloss = "logistic"\n[optimizer]\nmax_iter = 5\n'
+    )
+    out = tmp_path / "study"
+    code = cli.main(
+        [
+            "study",
+            "depth",
+            str(cfg),
+            "--T",
+            "1",
+            "2",
+            "--out",
+            str(out),
+            "--workers",
+            "1",
+        ]
+    )
+    printed = capsys.readouterr().out
+    assert code == 0
+    assert "| warm | 2 | 3 |" in printed
+    assert cli.main(["plot", str(out / "depth.h5"), "--out", str(tmp_path)]) == 0
+    assert (tmp_path / "depth-study.png").is_file()
