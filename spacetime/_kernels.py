@@ -1041,7 +1041,7 @@ def value_and_grad(
         S = np.empty((seg + 1, wmax, lanes))
         Ys = np.empty((seg, n_stages - 1, wmax, lanes))
         Zs = np.empty((seg, n_stages, hmax, lanes))
-        Ds = np.empty((seg, n_stages, hmax, lanes))
+        Ds = np.empty((seg, n_stages, 0 if act == ACT_TANH else hmax, lanes))
         Ks = np.empty((n_stages, wmax, lanes))
         Ybs = np.empty((n_stages, wmax, lanes))
         Kb = np.empty((wmax, lanes))
