@@ -6,6 +6,11 @@ their ratio, first with one Numba thread per case (pure process parallelism), th
 with the default threads (cores // workers: 1 worker uses every core). Each sweep
 writes to a fresh temporary folder, so no case is reused.
 
+The CPU seconds per case and how busy the workers were tell a loaded machine from
+poor scaling: if the workers were busy well below 100 %, other processes had the
+cores and the wall-time ratio says little; equal CPU per case with 1 and 2 workers
+means the cases run in parallel without overhead.
+
     python benchmarks/sweep_speedup.py [--cases 8] [--samples 300] [--iters 20]
                                        [--repeat 2]
 """
@@ -66,7 +71,8 @@ def timed(root: Path, tag: str, cfg_args, workers: int, threads) -> float:
     cores = workers * (threads or max(1, (os.cpu_count() or 1) // workers))
     print(
         f"  {workers} worker(s), {threads or 'default'} thread(s) per case: "
-        f"{elapsed:6.1f} s  (mean case {per_case:.2f} s; workers busy "
+        f"{elapsed:6.1f} s  (mean case {per_case:.2f} s; CPU "
+        f"{cpu / len(result):.2f} s per case; workers busy "
         f"{cpu / (elapsed * cores):.0%} of {cores} core(s))",
         flush=True,
     )
