@@ -182,6 +182,16 @@ def dgemm_timer(flops):
     return run, reps * DGEMM_FLOPS
 
 
+def _one_blas_thread(fn):
+    from threadpoolctl import threadpool_limits
+
+    def run():
+        with threadpool_limits(1, user_api="blas"):
+            fn()
+
+    return run
+
+
 def dgemm_rate(repeats):
     """GFLOP/s of NumPy's ``(1797, 64) @ (64, 64)`` (the wide case's product)."""
     run, flops = dgemm_timer(200 * DGEMM_FLOPS)
@@ -401,6 +411,8 @@ def run_case(case, repeats, log):
     timers.update(tanh_timers(count))
     flops = 3 * forward_flops(case.core, n)
     timers["dgemm"], res["dgemm_flops"] = dgemm_timer(flops)
+    timers["dgemm_1"] = _one_blas_thread(dgemm_timer(flops / _THREADS)[0])
+    res["dgemm_1_flops"] = dgemm_timer(flops / _THREADS)[1]
     res["load_before"] = load()
     res.update(interleaved(timers, repeats))
     res["load_after"] = load()
@@ -409,6 +421,8 @@ def run_case(case, repeats, log):
         res[f"{name}_rss"] = peak_rss_mib(fn)
     res["gflops"] = flops / res["lib"] / 1e9
     res["dgemm_gflops"] = res["dgemm_flops"] / res["dgemm"] / 1e9
+    # one BLAS thread, times the thread count: the rate of perfect scaling
+    res["dgemm_ideal_gflops"] = _THREADS * res["dgemm_1_flops"] / res["dgemm_1"] / 1e9
     log("  " + ", ".join(f"{k} {fmt_ms(v)} ms" for k, v in res.items() if k in timers))
 
 
@@ -594,9 +608,11 @@ def report(cases, info, extra):
     )
     out.append(
         f"- dgemm, NumPy (1797x64) @ (64x64): {info['dgemm']:.1f} GFLOP/s at the "
-        "start; each case also times it in turn with the implementations, on as "
+        "start. Each case also times it in turn with the implementations, on as "
         "many flops as the library's count (three times the forward pass's matrix "
-        "products), and compares with that."
+        f"products), with {_THREADS} BLAS threads and with one thread on a "
+        f"{_THREADS}-th of the flops; the library's rate is given as a share of the "
+        f"second times {_THREADS} (perfect scaling: the higher, on a busy machine)."
     )
     out.append("")
     out.append(
@@ -606,7 +622,8 @@ def report(cases, info, extra):
     out.append("")
     out.append(
         "| case | library | PyTorch | JAX | PyTorch / library | "
-        "JAX / library | library GFLOP/s (of dgemm's) | dgemm GFLOP/s |"
+        "JAX / library | library GFLOP/s (of dgemm's, ideal) | dgemm GFLOP/s: "
+        f"{_THREADS} BLAS threads / 1 thread x {_THREADS} (ideal) |"
     )
     out.append("| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: |")
     for c in cases:
@@ -618,8 +635,8 @@ def report(cases, info, extra):
         out.append(
             f"| {c.label} | {fmt_ms(r['lib'])} | {fmt_ms(tor)} | {fmt_ms(jx)} | "
             f"{_ratio(tor, r['lib'])} | {_ratio(jx, r['lib'])} | "
-            f"{r['gflops']:.1f} ({100 * r['gflops'] / r['dgemm_gflops']:.0f}%) | "
-            f"{r['dgemm_gflops']:.1f} |"
+            f"{r['gflops']:.1f} ({100 * r['gflops'] / r['dgemm_ideal_gflops']:.0f}%)"
+            f" | {r['dgemm_gflops']:.1f} / {r['dgemm_ideal_gflops']:.1f} |"
         )
     out.append("")
     out.append(

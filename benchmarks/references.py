@@ -23,6 +23,8 @@ JAX as ``jit(value_and_grad(...))`` of a ``lax.scan`` over stacked per-layer
 parameters. Both run in float64, batched over all samples.
 """
 
+import warnings
+
 import numpy as np
 
 
@@ -84,11 +86,11 @@ class TorchReference:
         for off, _, _, blocks in self.layers:
             size = sum(int(np.prod(s)) for _, s in blocks)
             self.scale.append(
-                None if scale is None else torch.from_numpy(scale[off : off + size])
+                None if scale is None else torch.tensor(scale[off : off + size])
             )
             self.norm.append(torch.from_numpy(norm[off : off + size].copy()))
         self.out_weight = (
-            None if core.out_weight is None else torch.from_numpy(core.out_weight)
+            None if core.out_weight is None else torch.tensor(core.out_weight)
         )
         self.transfers = []
         for k in range(core.n_steps):
@@ -97,7 +99,9 @@ class TorchReference:
                 continue
             dense = _transfer_dense(core, k)
             if sparse:
-                self.transfers.append(torch.from_numpy(dense).to_sparse_csr())
+                with warnings.catch_warnings():  # "sparse CSR support is in beta"
+                    warnings.simplefilter("ignore", UserWarning)
+                    self.transfers.append(torch.from_numpy(dense).to_sparse_csr())
             else:
                 self.transfers.append(torch.from_numpy(dense))
         self.sparse = sparse
@@ -156,7 +160,7 @@ class TorchReference:
         """Objective and gradient, both as float64 NumPy (gradient flat)."""
         value = self.objective(leaves)
         grads = self.torch.autograd.grad(value, leaves)
-        return float(value), np.concatenate([g.numpy().ravel() for g in grads])
+        return float(value.detach()), np.concatenate([g.numpy().ravel() for g in grads])
 
 
 def _transfer_dense(core, k):

@@ -6,7 +6,9 @@ parameter offsets, the time steps, the Runge–Kutta tableau, the transfers betw
 levels, and how the optimised parameters map to the kernels' effective parameters.
 """
 
+import contextlib
 import math
+import threading
 from dataclasses import dataclass
 
 import numpy as np
@@ -121,6 +123,12 @@ class Core:
     def blas_min(self) -> int:
         """Layers with ``n_k h_k`` at least this multiply through BLAS."""
         return BLAS_MIN
+
+    @property
+    def uses_blas(self) -> bool:
+        """Whether some layer multiplies through BLAS."""
+        n = self.widths[:-1] * self.hidden
+        return bool(self.blas_min > 0 and np.any(n >= self.blas_min))
 
     def kernel_args(self):
         """The layer description in the order the kernels take it."""
@@ -245,6 +253,46 @@ def build_core(
     )
 
 
+_blas_lock = threading.Lock()
+_blas_state = {"users": 0, "limiter": None, "controller": None}
+
+
+@contextlib.contextmanager
+def _one_blas_thread(core: Core):
+    """Hold BLAS to one thread while kernels that call it run.
+
+    The kernels run their sample groups in parallel and each group calls BLAS on
+    its own blocks, so BLAS must not start threads of its own (the threads would
+    compete with the groups' and queue on BLAS's lock). Needs threadpoolctl; without
+    it, or when no layer uses BLAS, this does nothing. The limit is process-wide
+    while any such kernel runs, and the previous setting returns after the last.
+    """
+    if not core.uses_blas:
+        yield
+        return
+    try:
+        from threadpoolctl import ThreadpoolController
+    except ImportError:
+        yield
+        return
+    with _blas_lock:
+        if _blas_state["users"] == 0:
+            if _blas_state["controller"] is None:
+                _blas_state["controller"] = ThreadpoolController()
+            _blas_state["limiter"] = _blas_state["controller"].limit(
+                limits=1, user_api="blas"
+            )
+        _blas_state["users"] += 1
+    try:
+        yield
+    finally:
+        with _blas_lock:
+            _blas_state["users"] -= 1
+            if _blas_state["users"] == 0:
+                _blas_state["limiter"].restore_original_limits()
+                _blas_state["limiter"] = None
+
+
 def flow(core: Core, theta: np.ndarray, x0: np.ndarray) -> np.ndarray:
     """All state levels of the flow of ``x0``.
 
@@ -261,16 +309,17 @@ def flow(core: Core, theta: np.ndarray, x0: np.ndarray) -> np.ndarray:
     x0 = np.ascontiguousarray(x0, dtype=np.float64)
     n_samples = x0.shape[0]
     states = np.zeros((core.n_steps + 1, n_samples, core.max_width))
-    K.forward(
-        x0,
-        *core.kernel_args(),
-        np.ascontiguousarray(core.effective(theta)),
-        *core.layer_args(),
-        core.n_groups(n_samples),
-        core.lanes(n_samples),
-        core.blas_min,
-        states,
-    )
+    with _one_blas_thread(core):
+        K.forward(
+            x0,
+            *core.kernel_args(),
+            np.ascontiguousarray(core.effective(theta)),
+            *core.layer_args(),
+            core.n_groups(n_samples),
+            core.lanes(n_samples),
+            core.blas_min,
+            states,
+        )
     return states
 
 
@@ -373,27 +422,28 @@ def risk_and_grad(
     yhat = np.empty((n_samples, m_out))
     if segment is None:
         segment = checkpoint_segment(core, n_samples, memory_budget_mib)
-    K.value_and_grad(
-        x0,
-        targets,
-        *core.kernel_args(),
-        np.ascontiguousarray(core.effective(theta)),
-        *core.layer_args(),
-        np.ascontiguousarray(p_eff),
-        np.ascontiguousarray(p0, dtype=np.float64),
-        loss_code,
-        float(loss_param),
-        groups,
-        core.lanes(n_samples),
-        core.blas_min,
-        int(segment),
-        loss_g,
-        grad_g,
-        gp_g,
-        gp0_g,
-        yhat,
-        *rc,
-    )
+    with _one_blas_thread(core):
+        K.value_and_grad(
+            x0,
+            targets,
+            *core.kernel_args(),
+            np.ascontiguousarray(core.effective(theta)),
+            *core.layer_args(),
+            np.ascontiguousarray(p_eff),
+            np.ascontiguousarray(p0, dtype=np.float64),
+            loss_code,
+            float(loss_param),
+            groups,
+            core.lanes(n_samples),
+            core.blas_min,
+            int(segment),
+            loss_g,
+            grad_g,
+            gp_g,
+            gp0_g,
+            yhat,
+            *rc,
+        )
     # reduce the groups in a fixed order
     risk = loss_g.sum() / n_samples
     running_value = rc[-1].sum() / n_samples if running is not None else 0.0

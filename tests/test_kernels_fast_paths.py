@@ -223,3 +223,24 @@ def test_blocks_are_multiples_of_eight_that_cover_a_group(n_samples):
     blocks = -(-per_group // lanes)
     assert blocks == -(-per_group // _core.MAX_LANES)
     assert blocks * lanes - per_group < 8 * blocks
+
+
+def test_blas_thread_setting_returns_after_an_evaluation_through_blas(monkeypatch):
+    threadpoolctl = pytest.importorskip("threadpoolctl")
+
+    def blas_threads():
+        return [
+            p["num_threads"]
+            for p in threadpoolctl.threadpool_info()
+            if p["user_api"] == "blas"
+        ]
+
+    monkeypatch.setattr(_core, "BLAS_MIN", 1)
+    problem, z = _problem("bottleneck")
+    assert problem.model.core.uses_blas
+    before = blas_threads()
+    with threadpoolctl.threadpool_limits(2, user_api="blas"):
+        two = blas_threads()
+        problem(z)
+        assert blas_threads() == two
+    assert blas_threads() == before
