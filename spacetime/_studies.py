@@ -1896,7 +1896,9 @@ def _turnpike_figure(study):
         if ax.has_data():
             ax.legend(fontsize=7)
     ax_r.axhline(study.settings["level"], color="0.5", lw=0.8, ls=":")
-    ax_r.set_title("running cost R(x(t)) (dashed: C exp(−μt) + |u| fit)", fontsize=9)
+    ax_r.set_title(
+        "running cost R(x(t)); dashed: C exp(−μt) fitted to R + |u|", fontsize=9
+    )
     ax_u.set_title("|u(t)| per layer", fontsize=9)
     Ts = np.array([r["T"] for r in rows])
     layers = np.array([r["layers_to_level"] for r in rows], dtype=float)
@@ -1915,7 +1917,9 @@ def _turnpike_figure(study):
     ax_l.grid(True, which="major", lw=0.3)
     handles = ax_l.get_legend_handles_labels()
     more = ax_m.get_legend_handles_labels()
-    ax_l.legend(handles[0] + more[0], handles[1] + more[1], fontsize=7)
+    ax_l.legend(
+        handles[0] + more[0], handles[1] + more[1], fontsize=7, loc="upper center"
+    )
     js = np.array([r["objective"] for r in rows])
     ax_j.loglog(Ts, js, "o-", ms=4, label="optimal value J_T")
     plat = np.array([r["plateau"] for r in rows])
@@ -1923,6 +1927,12 @@ def _turnpike_figure(study):
     if okp.any():
         ax_j.loglog(Ts[okp], plat[okp], "s--", ms=4, label="plateau of R")
     ax_j.set_xlabel("T")
+    from matplotlib.ticker import FuncFormatter, NullFormatter
+
+    for ax in (ax_l, ax_j):
+        ax.xaxis.set_major_formatter(FuncFormatter(lambda v, _: f"{v:g}"))
+        ax.xaxis.set_minor_formatter(NullFormatter())
+        ax.set_xticks(Ts)
     ax_j.set_title("optimal value and plateau against T", fontsize=9)
     ax_j.grid(True, which="major", lw=0.3)
     ax_j.legend(fontsize=7)
