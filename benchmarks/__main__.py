@@ -447,21 +447,28 @@ def min_time(fn, repeats):
 def scaling(repeats, log):
     """Fitted exponents of the library's time in N (L = 200) and in L (N = 2000).
 
-    Case (a); the least of ``repeats`` times per size, the least being the least
-    disturbed by other processes.
+    Case (a), with all threads and with one; the least of ``repeats`` times per
+    size, the least being the least disturbed by other processes.
     """
     data = _xor(8000)
     out = {}
+    threads = numba.get_num_threads()
     for name, sizes in (("N", [1000, 2000, 4000, 8000]), ("L", [125, 250, 500, 1000])):
-        ts = []
-        for size in sizes:
-            if name == "N":
-                case = neural_ode_case("", "", _subset(data, size), 200)
-            else:
-                case = neural_ode_case("", "", _subset(data, 2000), size)
-            ts.append(min_time(lambda case=case: case.problem(case.z), repeats))
-        out[name] = (sizes, ts, fit_exponent(sizes, ts))
-        log(f"  time ~ {name}^{out[name][2]:.3f}")
+        for n_threads in (threads, 1):
+            numba.set_num_threads(n_threads)
+            try:
+                ts = []
+                for size in sizes:
+                    if name == "N":
+                        case = neural_ode_case("", "", _subset(data, size), 200)
+                    else:
+                        case = neural_ode_case("", "", _subset(data, 2000), size)
+                    ts.append(min_time(lambda case=case: case.problem(case.z), repeats))
+            finally:
+                numba.set_num_threads(threads)
+            key = f"{name}{n_threads}"
+            out[key] = (sizes, ts, fit_exponent(sizes, ts))
+            log(f"  {n_threads} thread(s): time ~ {name}^{out[key][2]:.3f}")
     return out
 
 
@@ -699,12 +706,19 @@ def report(cases, info, extra):
     if "scaling" in extra:
         s = extra["scaling"]
         out.append("")
-        out.append(
-            "Scaling, case (a) bottleneck: time ~ N^{:.2f} over N = {} at L = 200, "
-            "~ L^{:.2f} over L = {} at N = 2000 (least of {} runs each).".format(
-                s["N"][2], s["N"][0], s["L"][2], s["L"][0], info["repeats"]
+        for n_threads in (threads, 1):
+            out.append(
+                "Scaling, case (a) bottleneck, {} thread(s): time ~ N^{:.2f} over "
+                "N = {} at L = 200, ~ L^{:.2f} over L = {} at N = 2000 (least of {} "
+                "runs each).".format(
+                    n_threads,
+                    s[f"N{n_threads}"][2],
+                    s[f"N{n_threads}"][0],
+                    s[f"L{n_threads}"][2],
+                    s[f"L{n_threads}"][0],
+                    info["repeats"],
+                )
             )
-        )
     if "threads" in extra:
         out.append("")
         for key, (one, many, ratio) in extra["threads"].items():
