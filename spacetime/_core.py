@@ -11,6 +11,7 @@ import math
 import threading
 from dataclasses import dataclass
 
+import numba
 import numpy as np
 
 from . import _kernels as K
@@ -293,6 +294,20 @@ def _one_blas_thread(core: Core):
                 _blas_state["limiter"] = None
 
 
+def _running_kernels(core: Core):
+    """The settings the parallel kernels run under.
+
+    BLAS is held to one thread (:func:`_one_blas_thread`), and the sample groups go
+    to the threads one at a time as threads come free rather than in fixed shares,
+    so that a thread slowed by other processes does not hold up the others. Which
+    thread runs a group does not change the result.
+    """
+    stack = contextlib.ExitStack()
+    stack.enter_context(_one_blas_thread(core))
+    stack.enter_context(numba.parallel_chunksize(1))
+    return stack
+
+
 def flow(core: Core, theta: np.ndarray, x0: np.ndarray) -> np.ndarray:
     """All state levels of the flow of ``x0``.
 
@@ -309,7 +324,7 @@ def flow(core: Core, theta: np.ndarray, x0: np.ndarray) -> np.ndarray:
     x0 = np.ascontiguousarray(x0, dtype=np.float64)
     n_samples = x0.shape[0]
     states = np.zeros((core.n_steps + 1, n_samples, core.max_width))
-    with _one_blas_thread(core):
+    with _running_kernels(core):
         K.forward(
             x0,
             *core.kernel_args(),
@@ -336,8 +351,6 @@ def reverse_memory(core: Core, n_samples: int, segment: int) -> int:
     activations with their derivatives (``2 n_stages`` of width ``max(max_width,
     max hidden)``; ``n_stages`` for tanh, whose derivative comes from its value).
     """
-    import numba
-
     n = core.n_steps
     seg = min(max(int(segment), 1), n)
     wmax = core.max_width
@@ -422,7 +435,7 @@ def risk_and_grad(
     yhat = np.empty((n_samples, m_out))
     if segment is None:
         segment = checkpoint_segment(core, n_samples, memory_budget_mib)
-    with _one_blas_thread(core):
+    with _running_kernels(core):
         K.value_and_grad(
             x0,
             targets,
