@@ -10,6 +10,11 @@ The public surface:
   :func:`rings`;
 - checks: :func:`check_gradient`;
 - numerical studies: :func:`convergence_study` (observed orders of the schemes);
+  the large-time studies :func:`depth_study`, :func:`lambda_study`,
+  :func:`rescaling_study`, :func:`turnpike_study` returning a :class:`Study`
+  (:func:`load_study`, :func:`plot_study`), the diagnostic
+  :func:`controllability` and the fits :func:`fit_line`, :func:`fit_power_law`,
+  :func:`fit_decay`;
 - figures and reports of run files: :func:`save_figures`, :func:`write_report`,
   the ``plot_*`` functions (each returns a matplotlib Figure) and
   :func:`risk_along_t`;
@@ -31,6 +36,7 @@ from ._errors import (
     SpacetimeError,
     TrainingDiverged,
 )
+from ._fits import DecayFit, LineFit, fit_decay, fit_line, fit_power_law
 from ._gradcheck import GradientCheck, check_gradient
 from ._model import NeuralODE
 from ._plot import (
@@ -52,6 +58,17 @@ from ._run import Run, TrainedRun, build, load_run, train
 from ._simulate import Simulation, load_simulation, run_simulation, simulate
 from ._solve import History, Result, solve
 from ._spacetime import SpaceTimeNetwork
+from ._studies import (
+    Controllability,
+    Study,
+    controllability,
+    depth_study,
+    lambda_study,
+    load_study,
+    plot_study,
+    rescaling_study,
+    turnpike_study,
+)
 from ._sweep import (
     CaseRecord,
     SweepPlan,
@@ -117,4 +134,18 @@ __all__ = [
     "ConvergenceStudy",
     "StageModel",
     "convergence_study",
+    "Study",
+    "depth_study",
+    "lambda_study",
+    "rescaling_study",
+    "turnpike_study",
+    "load_study",
+    "plot_study",
+    "Controllability",
+    "controllability",
+    "LineFit",
+    "DecayFit",
+    "fit_line",
+    "fit_power_law",
+    "fit_decay",
 ]

@@ -160,6 +160,24 @@ SCHEMA: dict[str, dict[str, Key]] = {
         "loss": Key(str, "cross_entropy", "per-sample loss", None, tuple(LOSSES)),
         "lam": Key(float, 1e-3, "weight lambda of the control norm", _nonneg),
         "loss_p": Key(float, 2.0, "exponent p of the 'lp' loss", _at_least(1)),
+        "running_cost": Key(
+            str,
+            "none",
+            "turnpike objective: add beta * int_0^T R(x(t)) dt, R tracking the "
+            "nearest targets (P xbar = y; needs a fixed output map) or the risk",
+            None,
+            ("none", "tracking", "risk"),
+        ),
+        "beta": Key(float, 1.0, "weight beta of the running cost", _nonneg),
+        "tracking_p": Key(
+            float, 2.0, "exponent p of the tracking cost |x - xbar|^p", _at_least(1)
+        ),
+        "tracking_smoothing": Key(
+            float,
+            1e-3,
+            "eps of the tracking cost (r^2 + eps^2)^(p/2) - eps^p; matters for p < 2",
+            _nonneg,
+        ),
     },
     "optimizer": {
         "method": Key(

@@ -1341,3 +1341,10 @@ __all__ = [
     "train_inputs",
     "train_states",
 ]
+
+# study files (spacetime study ...) draw their one figure from their analysis file
+from ._studies import FORMAT as _STUDY_FORMAT  # noqa: E402
+from ._studies import load_study as _load_study  # noqa: E402
+from ._studies import study_figures as _study_figures  # noqa: E402
+
+FILE_KINDS[_STUDY_FORMAT] = (_load_study, _study_figures())

@@ -134,6 +134,14 @@ def build(config: dict, dataset=None):
         output_seed=om["seed"],
         loss_p=pr["loss_p"],
         memory_budget_mib=config["numerics"]["memory_budget_mib"],
+        running_cost=None
+        if pr.get("running_cost", "none") == "none"
+        else {
+            "kind": pr["running_cost"],
+            "beta": pr["beta"],
+            "exponent": pr["tracking_p"],
+            "smoothing": pr["tracking_smoothing"],
+        },
     )
     return dataset, model, problem
 

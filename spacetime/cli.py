@@ -284,8 +284,9 @@ def _parser() -> argparse.ArgumentParser:
 
     study = sub.add_parser(
         "study",
-        help="numerical studies of the discretisation (see 'study convergence')",
-        description="Numerical studies of the discretisation.",
+        help="numerical studies: convergence of the schemes, and the large-time "
+        "studies depth, lambda, rescaling, turnpike",
+        description="Numerical studies of the discretisation and of large T.",
     )
     studies = study.add_subparsers(dest="study", metavar="STUDY", required=True)
     conv = studies.add_parser(
@@ -357,7 +358,87 @@ def _parser() -> argparse.ArgumentParser:
         help="skip the gap between the discrete and the continuous gradient",
     )
     _add_verbosity(conv)
+    _add_large_time_studies(studies)
     return top
+
+
+def _add_large_time_studies(studies):
+    """``study depth``, ``lambda``, ``rescaling`` and ``turnpike`` (docs/studies.md)."""
+    specs = {
+        "depth": "the same problem for growing horizons T: training error, its "
+        "log-log slope, the rescaled controls v_T(s) = T u_T(Ts)",
+        "lambda": "the same problem at its T for decreasing lam: training error "
+        "and rescaled controls against lam",
+        "rescaling": "check that horizon T with lam is horizon 1 with lam / T "
+        "(objective and gradient); no training",
+        "turnpike": "with a running cost: R(x(t)) and |u(t)| along t for several T "
+        "at one step, the rate mu, the layers to a level, the rank diagnostic",
+    }
+    for name, text in specs.items():
+        p = studies.add_parser(
+            name,
+            help=text,
+            description=text[0].upper() + text[1:] + ". Writes the cases (one run "
+            f"file each, resumable) and {name}.h5, .csv, .md, .png to --out; see "
+            "docs/studies.md.",
+        )
+        p.add_argument("config", metavar="CONFIG", help="TOML run config")
+        p.add_argument(
+            "--out", "-o", metavar="DIR", help="study folder (default: "
+            f"studies/<config stem>-{name})"
+        )
+        if name == "lambda":
+            p.add_argument("--lam", type=_number(float, 0, strict=True), nargs="+",
+                           default=[1e-1, 1e-2, 1e-3, 1e-4], metavar="LAM",
+                           help="weights, run in decreasing order")
+        else:
+            default = {"depth": [1, 2, 4, 8, 16, 32], "turnpike": [5, 10, 20, 40]}
+            p.add_argument("--T", type=_number(float, 0, strict=True), nargs="+",
+                           default=default.get(name), metavar="T",
+                           help="horizons (rescaling default: the config's T and "
+                           "10 T)" if name == "rescaling" else "horizons")
+        if name == "depth":
+            p.add_argument("--fixed-dt", action="store_true",
+                           help="keep the step dt and use L = T / dt layers "
+                           "(default: the config's number of layers)")
+            p.add_argument("--lam", type=_number(float, 0), nargs="+",
+                           metavar="LAM", help="one path per weight (default: the "
+                           "config's)")
+        if name in ("depth", "turnpike"):
+            p.add_argument("--dt", type=_number(float, 0, strict=True),
+                           help="the step (default: the config's T / n_steps)")
+        if name in ("depth", "lambda", "turnpike"):
+            p.add_argument("--cold", action="store_true",
+                           help="cold starts instead of warm starts along the path")
+        if name in ("depth", "lambda"):
+            p.add_argument("--cold-seeds", type=_number(int, 0), nargs="+",
+                           default=[], metavar="SEED",
+                           help="also train every case from these cold starts, to "
+                           "count the local minima met")
+        if name == "turnpike":
+            p.add_argument("--window", type=_number(float, 0), nargs=2,
+                           metavar=("START", "END"),
+                           help="fit window of t (default: [0.1, 0.5] times the "
+                           "smallest T)")
+            p.add_argument("--level", type=_number(float, 0, strict=True),
+                           default=1e-2, help="running-cost level (default 1e-2)")
+            p.add_argument("--seeds", type=_number(int, 0), nargs="+",
+                           metavar="SEED", help="cold starts per T; the lowest "
+                           "objective is kept (default: the config's seed)")
+        if name == "rescaling":
+            p.add_argument("--points", type=_number(int, 1), default=3,
+                           help="random control sets per T (default 3)")
+            p.add_argument("--scale", type=_number(float, 0, strict=True),
+                           default=1.0, help="size of the random controls")
+            p.add_argument("--tol", type=_number(float, 0), default=1e-12,
+                           help="exit status 1 above this relative discrepancy "
+                           "(default 1e-12)")
+        else:
+            p.add_argument("--workers", type=_number(int, 1), metavar="N",
+                           help="local worker processes (default: the cores)")
+            p.add_argument("--scheduler", metavar="ADDRESS",
+                           help="run the cases on this Dask cluster instead")
+        _add_verbosity(p)
 
 
 def _add_verbosity(p):
@@ -560,8 +641,55 @@ def _names(text):
     return tuple(x.strip() for x in text.split(",") if x.strip())
 
 
+def _cmd_large_time_study(args) -> int:
+    from . import _studies
+
+    name = args.study
+    if getattr(args, "workers", None) is not None and args.scheduler:
+        raise SpacetimeError("give --workers or --scheduler, not both")
+    common = {"out": args.out}
+    if name != "rescaling":
+        common.update(
+            workers=args.workers, scheduler=args.scheduler, progress=not args.quiet
+        )
+    if name == "depth":
+        study = _studies.depth_study(
+            args.config, args.T, fixed_dt=args.fixed_dt, dt=args.dt,
+            warm=not args.cold, lams=args.lam, cold_seeds=args.cold_seeds, **common
+        )
+    elif name == "lambda":
+        study = _studies.lambda_study(
+            args.config, args.lam, warm=not args.cold, cold_seeds=args.cold_seeds,
+            **common,
+        )
+    elif name == "turnpike":
+        study = _studies.turnpike_study(
+            args.config, args.T, dt=args.dt, window=args.window, level=args.level,
+            seeds=args.seeds, warm=not args.cold, **common,
+        )
+    else:
+        study = _studies.rescaling_study(
+            args.config, args.T, n_points=args.points, scale=args.scale, **common
+        )
+    if not args.quiet:
+        print(study.table(), end="")
+        print(f"\nwritten to {study.path.parent}/: "
+              + ", ".join(sorted(p.name for p in study.paths.values())))
+    if study.interrupted:
+        print("interrupted: run the same command again to resume", file=sys.stderr)
+        return EXIT_INTERRUPTED
+    if name == "rescaling":
+        worst = max(study.summary["max_objective_discrepancy"],
+                    study.summary["max_gradient_discrepancy"])
+        return 0 if worst <= args.tol else 1
+    return 0 if study.complete else 1
+
+
 def _cmd_study(args) -> int:
     from ._convergence import convergence_study
+
+    if args.study != "convergence":
+        return _cmd_large_time_study(args)
 
     study = convergence_study(
         args.out,
