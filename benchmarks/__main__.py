@@ -226,11 +226,17 @@ def tanh_timers(count):
     }
 
 
-def interleaved(timers, repeats):
-    """Median seconds of each timer, the timers taking turns in every round."""
+def interleaved(timers, repeats, pause=0.25):
+    """Median seconds of each timer, the timers taking turns in every round.
+
+    Each call waits ``pause`` seconds first: the thread pools of OpenBLAS, OpenMP
+    and XLA keep spinning for a while after their work, and would take cores from
+    the next timer.
+    """
     times = {name: [] for name in timers}
     for _ in range(repeats):
         for name, fn in timers.items():
+            time.sleep(pause)
             t = time.perf_counter()
             fn()
             times[name].append(time.perf_counter() - t)
