@@ -12,6 +12,7 @@ import os
 import platform
 import subprocess
 import sys
+import tempfile
 from pathlib import Path
 
 import h5py
@@ -55,12 +56,30 @@ def check_output_path(path, overwrite=False) -> Path:
             f"cannot write '{path}': '{ancestor}' is a file, not a folder; "
             "choose an output path in a folder"
         )
-    if not os.access(ancestor, os.W_OK | os.X_OK):
+    if not os.access(ancestor, os.W_OK | os.X_OK) or not _can_create_in(ancestor):
         raise RunFileError(
             f"cannot write '{path}': folder '{ancestor}' is not writable; "
             "choose another output path"
         )
     return path
+
+
+def _can_create_in(folder: Path) -> bool:
+    """Whether a file can really be created in ``folder`` (root passes os.access
+    even where the file system refuses, as on /sys or /proc)."""
+    try:
+        before = os.stat(folder)
+        fd, name = tempfile.mkstemp(prefix=".spacetime-probe-", dir=folder)
+    except OSError:
+        return False
+    os.close(fd)
+    os.unlink(name)
+    # leave the folder as it was, times included
+    try:
+        os.utime(folder, ns=(before.st_atime_ns, before.st_mtime_ns))
+    except OSError:
+        pass
+    return True
 
 
 class atomic_path:

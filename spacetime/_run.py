@@ -321,6 +321,7 @@ def train(
     resume=None,
     progress=False,
     save=True,
+    threads=None,
 ) -> TrainedRun:
     """Train the model a configuration describes and write its run file.
 
@@ -369,6 +370,8 @@ def train(
         config["optimizer"]["max_time"] = float(max_time)
     if max_iter is not None:
         config["optimizer"]["max_iter"] = int(max_iter)
+    if threads is not None:
+        config["threads"] = int(threads)
     if trajectories is not None:
         config["save"]["trajectories"] = bool(trajectories)
     config = validate(config)  # the overrides obey the same ranges as the file

@@ -275,6 +275,9 @@ def solve(
 
             bar = tqdm(total=max_iter, desc="optimising", unit="it", leave=False)
         try:
+            if max_iter == 0:
+                # scipy would still take one step
+                raise _Stop("max_iter")
             res = scipy.optimize.minimize(
                 fun,
                 z,
@@ -301,6 +304,7 @@ def solve(
             message = {
                 "time_limit": f"stopped at the time limit of {max_time} s",
                 "interrupted": "stopped on request (interrupt or callback)",
+                "max_iter": "no iterations left in the iteration budget",
             }[stop.status]
         finally:
             if bar is not None:

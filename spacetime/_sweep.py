@@ -1189,7 +1189,7 @@ def _dask_executor(scheduler, retries: int):
     if isinstance(scheduler, str):
         try:
             client = Client(scheduler, timeout="10s")
-        except (OSError, TimeoutError) as err:
+        except (OSError, TimeoutError, ValueError) as err:
             raise ConfigError(
                 f"cannot reach the Dask scheduler at '{scheduler}' ({err}): start one "
                 "with 'dask scheduler' and check the address"

@@ -469,8 +469,6 @@ def _cmd_run(args) -> int:
             "give either a CONFIG or --resume FILE, not both: a resumed run keeps "
             "the config stored in its file"
         )
-    if args.threads is not None and config is not None:
-        config["threads"] = args.threads
     progress = not args.quiet and sys.stderr.isatty()
     run = train(
         config,
@@ -482,6 +480,7 @@ def _cmd_run(args) -> int:
         trajectories=False if args.no_trajectories else None,
         resume=args.resume,
         progress=progress,
+        threads=args.threads,
     )
     if not args.quiet:
         print(run.summary())
