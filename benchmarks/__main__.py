@@ -379,7 +379,16 @@ def run_case(case, repeats, log):
     t = time.perf_counter()
     f_lib, g_lib = problem(z)
     res["lib_first"] = time.perf_counter() - t
-    timers = {"lib": lambda: problem(z)}
+    threads = numba.get_num_threads()
+
+    def lib_one_thread():
+        numba.set_num_threads(1)
+        try:
+            problem(z)
+        finally:
+            numba.set_num_threads(threads)
+
+    timers = {"lib": lambda: problem(z), "lib_1": lib_one_thread}
 
     y = np.asarray(problem.targets[:, 0], dtype=np.int64)
     refs = []
@@ -422,7 +431,7 @@ def run_case(case, repeats, log):
     res["load_before"] = load()
     res.update(interleaved(timers, repeats))
     res["load_after"] = load()
-    for name in [k for k in timers if not k.startswith("tanh")]:
+    for name in [k for k in timers if k in ("lib", "torch", "torch_sparse", "jax")]:
         fn = timers[name]
         res[f"{name}_rss"] = peak_rss_mib(fn)
     res["gflops"] = flops / res["lib"] / 1e9
@@ -634,11 +643,11 @@ def report(cases, info, extra):
     )
     out.append("")
     out.append(
-        "| case | library | PyTorch | JAX | PyTorch / library | "
+        f"| case | library | library, 1 thread | PyTorch | JAX | PyTorch / library | "
         "JAX / library | library GFLOP/s (of dgemm's, ideal) | dgemm GFLOP/s: "
         f"{_THREADS} BLAS threads / 1 thread x {_THREADS} (ideal) |"
     )
-    out.append("| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: |")
+    out.append("| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |")
     for c in cases:
         r = c.results
         tor = r.get("torch")
@@ -646,7 +655,8 @@ def report(cases, info, extra):
             tor = min(r["torch"], r["torch_sparse"])
         jx = r.get("jax")
         out.append(
-            f"| {c.label} | {fmt_ms(r['lib'])} | {fmt_ms(tor)} | {fmt_ms(jx)} | "
+            f"| {c.label} | {fmt_ms(r['lib'])} | {fmt_ms(r['lib_1'])} | "
+            f"{fmt_ms(tor)} | {fmt_ms(jx)} | "
             f"{_ratio(tor, r['lib'])} | {_ratio(jx, r['lib'])} | "
             f"{r['gflops']:.1f} ({100 * r['gflops'] / r['dgemm_ideal_gflops']:.0f}%)"
             f" | {r['dgemm_gflops']:.1f} / {r['dgemm_ideal_gflops']:.1f} |"
