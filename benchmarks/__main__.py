@@ -226,17 +226,19 @@ def tanh_timers(count):
     }
 
 
-def interleaved(timers, repeats, pause=0.25):
+def interleaved(timers, repeats):
     """Median seconds of each timer, the timers taking turns in every round.
 
-    Each call waits ``pause`` seconds first: the thread pools of OpenBLAS, OpenMP
-    and XLA keep spinning for a while after their work, and would take cores from
-    the next timer.
+    In its turn each timer is called twice and the second call is timed: the first
+    brings its threads and memory back after the other timers' turns (the thread
+    pools of OpenBLAS, OpenMP and XLA, and the kernels' sample-group threads, go to
+    sleep or keep spinning between calls), as in an optimiser that calls one
+    implementation again and again.
     """
     times = {name: [] for name in timers}
     for _ in range(repeats):
         for name, fn in timers.items():
-            time.sleep(pause)
+            fn()
             t = time.perf_counter()
             fn()
             times[name].append(time.perf_counter() - t)
