@@ -294,6 +294,40 @@ def _one_blas_thread(core: Core):
                 _blas_state["limiter"] = None
 
 
+_work = threading.local()
+
+
+def _workspace(core: Core, n_samples: int, segment: int):
+    """The stored-state workspaces of ``value_and_grad``, one row per thread.
+
+    Kept for the next call from the same Python thread while the shapes stay the
+    same, so that repeated evaluations (an optimiser's) reuse mapped memory instead
+    of faulting in fresh pages every time; this holds :func:`reverse_memory` bytes
+    between calls.
+    """
+    threads = numba.get_num_threads()
+    n = core.n_steps
+    seg = min(max(int(segment), 1), n)
+    wmax = core.max_width
+    hmax = max(wmax, int(core.hidden.max()))
+    stages = core.scheme.n_stages
+    lanes = core.lanes(n_samples)
+    dmax = 0 if core.activation.code == K.ACT_TANH else hmax
+    shapes = [
+        (threads, -(-n // seg), wmax, lanes),
+        (threads, seg + 1, wmax, lanes),
+        (threads, seg, stages - 1, wmax, lanes),
+        (threads, seg, stages, hmax, lanes),
+        (threads, seg, stages, dmax, lanes),
+    ]
+    arrays = getattr(_work, "arrays", None)
+    if arrays is None or [a.shape for a in arrays] != shapes:
+        _work.arrays = None  # free the old ones first
+        arrays = tuple(np.empty(shape) for shape in shapes)
+        _work.arrays = arrays
+    return arrays
+
+
 def _running_kernels(core: Core):
     """The settings the parallel kernels run under.
 
@@ -456,6 +490,7 @@ def risk_and_grad(
             gp0_g,
             yhat,
             *rc,
+            *_workspace(core, n_samples, segment),
         )
     # reduce the groups in a fixed order
     risk = loss_g.sum() / n_samples

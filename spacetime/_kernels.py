@@ -52,7 +52,7 @@ which lets the loops over samples compile to SIMD instructions.
 from collections import namedtuple
 
 import numpy as np
-from numba import njit, prange
+from numba import get_thread_id, njit, prange
 
 # Integer codes; the tables in ``_registry`` map names to them.
 FIELD_INSIDE = 0
@@ -978,6 +978,11 @@ def value_and_grad(
     rc_xbar,
     rc_w,
     rc_g,
+    work_c,
+    work_s,
+    work_y,
+    work_z,
+    work_d,
 ):
     """Empirical risk and its exact gradient, accumulated per group.
 
@@ -1005,6 +1010,14 @@ def value_and_grad(
     ``rc_eps``; 2: the risk along the flow) is evaluated during the reverse sweep,
     where every stage value is at hand; group ``g`` adds its share, times ``N``, to
     ``rc_g[g]``.
+
+    The stored levels, stage values and activations of a group live in row ``t`` of
+    the workspaces ``work_c`` (checkpoints, shape (threads, n_seg, wmax, lanes)),
+    ``work_s`` (levels, (threads, seg + 1, wmax, lanes)), ``work_y`` (stage values,
+    (threads, seg, n_stages - 1, wmax, lanes)), ``work_z`` and ``work_d``
+    (activations and derivatives, (threads, seg, n_stages, hmax or 0, lanes)), ``t``
+    the number of the thread that runs the group: they are written before they are
+    read in every call, so they can be kept from call to call (no new pages to map).
     """
     net = Net(
         field,
@@ -1037,11 +1050,12 @@ def value_and_grad(
     n_seg = (n_layers + seg - 1) // seg
     for g in prange(n_groups):
         lo, hi = group_bounds(n_samples, n_groups, g)
-        C = np.empty((n_seg, wmax, lanes))
-        S = np.empty((seg + 1, wmax, lanes))
-        Ys = np.empty((seg, n_stages - 1, wmax, lanes))
-        Zs = np.empty((seg, n_stages, hmax, lanes))
-        Ds = np.empty((seg, n_stages, 0 if act == ACT_TANH else hmax, lanes))
+        t = get_thread_id()
+        C = work_c[t]
+        S = work_s[t]
+        Ys = work_y[t]
+        Zs = work_z[t]
+        Ds = work_d[t]
         Ks = np.empty((n_stages, wmax, lanes))
         Ybs = np.empty((n_stages, wmax, lanes))
         Kb = np.empty((wmax, lanes))
