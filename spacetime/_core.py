@@ -101,10 +101,11 @@ class Core:
         """Number of sample groups: a function of the sizes only, never of threads.
 
         A power of two, at most 16, at most one per ``K.GROUP_MIN`` samples, and
-        small enough that the per-group gradient rows take at most 64 MiB.
+        small enough that the per-group gradient rows take at most 16 MiB (each
+        evaluation zeroes, fills and sums them).
         """
         blocks = -(-n_samples // K.GROUP_MIN)
-        by_memory = max(1, (64 * 2**20) // (8 * max(self.n_params, 1)))
+        by_memory = max(1, (16 * 2**20) // (8 * max(self.n_params, 1)))
         groups = max(1, min(16, blocks, by_memory))
         # a power of two, so that 2, 4, ... threads get equal shares
         return 1 << (groups.bit_length() - 1)
@@ -328,6 +329,22 @@ def _workspace(core: Core, n_samples: int, segment: int):
     return arrays
 
 
+def _gradient_rows(groups: int, n_params: int) -> np.ndarray:
+    """Zeroed per-group gradient rows, shape (groups, n_params), kept between calls.
+
+    Refilling mapped memory with zeros is cheaper than mapping fresh zero pages.
+    The rows are summed into a new array before the next call can reuse them.
+    """
+    rows = getattr(_work, "grad_rows", None)
+    if rows is None or rows.shape != (groups, n_params):
+        _work.grad_rows = None
+        rows = np.zeros((groups, n_params))
+        _work.grad_rows = rows
+    else:
+        rows.fill(0.0)
+    return rows
+
+
 def _running_kernels(core: Core):
     """The settings the parallel kernels run under.
 
@@ -463,7 +480,7 @@ def risk_and_grad(
     rc = _running_args(running, core, groups := core.n_groups(n_samples))
     p_eff = p if core.out_weight is None else p * core.out_weight
     loss_g = np.zeros(groups)
-    grad_g = np.zeros((groups, core.n_params))
+    grad_g = _gradient_rows(groups, core.n_params)
     gp_g = np.zeros((groups, m_out, n_last))
     gp0_g = np.zeros((groups, m_out))
     yhat = np.empty((n_samples, m_out))
