@@ -101,11 +101,11 @@ class Core:
         """Number of sample groups: a function of the sizes only, never of threads.
 
         A power of two, at most 16, at most one per ``K.GROUP_MIN`` samples, and
-        small enough that the per-group gradient rows take at most 16 MiB (each
-        evaluation zeroes, fills and sums them).
+        (above 4 groups) small enough that the per-group gradient rows take at most
+        16 MiB (each evaluation zeroes, fills and sums them).
         """
         blocks = -(-n_samples // K.GROUP_MIN)
-        by_memory = max(1, (16 * 2**20) // (8 * max(self.n_params, 1)))
+        by_memory = max(4, (16 * 2**20) // (8 * max(self.n_params, 1)))
         groups = max(1, min(16, blocks, by_memory))
         # a power of two, so that 2, 4, ... threads get equal shares
         return 1 << (groups.bit_length() - 1)
