@@ -683,6 +683,18 @@ def plot_risk_along_t(run: Run) -> "Figure":
     return fig
 
 
+def _draw_norm_steps(ax, t, norms):
+    """Per-layer norms as steps over ``t_0 .. t_L`` (gid ``"control-norm"``), on a
+    log scale when they span more than a decade."""
+    patch = ax.stairs(norms, t, baseline=None, lw=1.5, label="|u_k| on [t_k, t_k+1)")
+    patch.set_gid("control-norm")
+    if bool(np.all(norms > 0)) and norms.max() > 10 * norms.min():
+        ax.set_yscale("log")
+    ax.set_xlabel("t")
+    ax.grid(True, which="both", alpha=0.3)
+    return patch
+
+
 def plot_control_norms(run: Run) -> "Figure":
     """Norm ``|u(t)|`` of the piecewise-constant controls, one step per layer.
 
@@ -699,13 +711,7 @@ def plot_control_norms(run: Run) -> "Figure":
     norms = run.model.layer_norms(run.theta)
     fig = _new_figure()
     ax = fig.add_subplot()
-    # a log scale when the norms span more than a decade
-    log_scale = bool(np.all(norms > 0)) and norms.max() > 10 * norms.min()
-    patch = ax.stairs(norms, t, baseline=None, lw=1.5, label="|u_k| on [t_k, t_k+1)")
-    patch.set_gid("control-norm")
-    if log_scale:
-        ax.set_yscale("log")
-    ax.set_xlabel("t")
+    _draw_norm_steps(ax, t, norms)
     if _moving(run) is None:
         ax.set_ylabel("|u(t)|  (Euclidean norm of the layer's controls)")
     else:
@@ -715,7 +721,6 @@ def plot_control_norms(run: Run) -> "Figure":
         f"{_wrapped_model_line(run)}",
         fontsize="medium",
     )
-    ax.grid(True, which="both", alpha=0.3)
     return fig
 
 
@@ -804,36 +809,13 @@ def plot_state(run: Run, sample: int = 0, levels=None) -> "Figure":
     t = run.model.time.nodes
     label = _sample_label(run, sample)
     values = [np.asarray(x[sample]) for x in states]
-    (lo, hi), *rest = moving.domain
+    (lo, hi) = moving.domain[0]
     if moving.dim == 1:
         vmin = min(v.min() for v in values)
         vmax = max(v.max() for v in values)
         fig = _new_figure(7.2, 4.4)
         ax = fig.add_subplot()
-        # column of level k: from halfway to t_{k-1} to halfway to t_{k+1}
-        t_edges = _cell_edges(t, t[0], t[-1])
-        node_t, node_xi = [], []
-        for k, (grid, v) in enumerate(zip(moving, values, strict=True)):
-            xi = grid.nodes[:, 0]
-            mesh = ax.pcolormesh(
-                t_edges[k : k + 2],
-                _cell_edges(xi, lo, hi),
-                v[:, None],
-                vmin=vmin,
-                vmax=vmax,
-                cmap="viridis",
-            )
-            mesh.set_gid(f"level-{k}")
-            node_t.append(np.full(xi.size, t[k]))
-            node_xi.append(xi)
-        dots = ax.scatter(
-            np.concatenate(node_t), np.concatenate(node_xi), s=4, c="w", lw=0
-        )
-        dots.set_gid("nodes")
-        ax.set_xlabel("t")
-        ax.set_ylabel("ξ")
-        ax.set_xlim(t[0], t[-1])
-        ax.set_ylim(lo, hi)
+        mesh = _draw_state_1d(ax, list(moving), t, values, (lo, hi), vmin, vmax)
         fig.colorbar(mesh, ax=ax, label="x(t, ξ)")
         ax.set_title(
             f"State of training sample {sample} (label {label}) on the moving "
@@ -848,12 +830,56 @@ def plot_state(run: Run, sample: int = 0, levels=None) -> "Figure":
         else _levels(run, levels)
     )
     fig = _new_figure(3.1 * len(levels), 3.3)
+    _draw_state_panels(fig, list(moving), t, values, levels, moving.domain)
+    fig.suptitle(
+        f"State x(t, ξ) of training sample {sample} (label {label}) at chosen "
+        "levels, each with its colour scale; dots: grid nodes",
+        fontsize="medium",
+    )
+    return fig
+
+
+def _draw_state_1d(ax, level_grids, t, values, domain, vmin, vmax):
+    """Heat map of one state over ``(t, ξ)`` on 1-D grids, nodes as dots.
+
+    Level ``k`` fills the cells around its nodes from halfway to ``t_{k-1}`` to
+    halfway to ``t_{k+1}``; its mesh has gid ``"level-k"``, the dots ``"nodes"``.
+    Returns the last mesh (for a colour bar).
+    """
+    lo, hi = domain
+    t_edges = _cell_edges(t, t[0], t[-1])
+    node_t, node_xi = [], []
+    for k, (grid, v) in enumerate(zip(level_grids, values, strict=True)):
+        xi = grid.nodes[:, 0]
+        mesh = ax.pcolormesh(
+            t_edges[k : k + 2],
+            _cell_edges(xi, lo, hi),
+            np.asarray(v)[:, None],
+            vmin=vmin,
+            vmax=vmax,
+            cmap="viridis",
+        )
+        mesh.set_gid(f"level-{k}")
+        node_t.append(np.full(xi.size, t[k]))
+        node_xi.append(xi)
+    dots = ax.scatter(np.concatenate(node_t), np.concatenate(node_xi), s=4, c="w", lw=0)
+    dots.set_gid("nodes")
+    ax.set_xlabel("t")
+    ax.set_ylabel("ξ")
+    ax.set_xlim(t[0], t[-1])
+    ax.set_ylim(lo, hi)
+    return mesh
+
+
+def _draw_state_panels(fig, level_grids, t, values, levels, domain):
+    """One image per chosen level of a state on 2-D grids, each with its own
+    colour scale (the input and the last state differ in range); the mesh of
+    level ``k`` has gid ``"level-k"``."""
     axes = fig.subplots(1, len(levels), squeeze=False)[0]
-    (lo1, hi1) = rest[0]
+    range0, range1 = domain[0], domain[1]
     for ax, k in zip(axes, levels, strict=True):
-        grid, v = moving[k], values[k]
-        # one colour scale per level: the input and the last state differ in range
-        mesh = _draw_on_grid(ax, grid, v, (lo, hi), (lo1, hi1), v.min(), v.max())
+        grid, v = level_grids[k], np.asarray(values[k])
+        mesh = _draw_on_grid(ax, grid, v, range0, range1, v.min(), v.max())
         mesh.set_gid(f"level-{k}")
         fig.colorbar(mesh, ax=ax, shrink=0.75)
         ax.set_title(
@@ -863,12 +889,7 @@ def plot_state(run: Run, sample: int = 0, levels=None) -> "Figure":
         ax.set_xlabel("ξ_2")
         ax.set_aspect("equal")
     axes[0].set_ylabel("ξ_1")
-    fig.suptitle(
-        f"State x(t, ξ) of training sample {sample} (label {label}) at chosen "
-        "levels, each with its colour scale; dots: grid nodes",
-        fontsize="medium",
-    )
-    return fig
+    return axes
 
 
 def _sample_label(run: Run, i: int) -> str:
@@ -898,6 +919,33 @@ def _draw_on_grid(ax, grid, values, range0, range1, vmin, vmax):
     return mesh
 
 
+def _draw_widths(ax, t, level_widths, shapes):
+    """Widths of the layers (levels ``0 .. L-1``) as a filled step patch (gid
+    ``"widths"``) over ``t_0 .. t_L``, the grid shape written on each stretch."""
+    n = np.asarray(level_widths)[:-1]
+    patch = ax.stairs(n, t, baseline=0, fill=True, alpha=0.35, lw=1.5)
+    patch.set_gid("widths")
+    ax.stairs(n, t, baseline=None, lw=1.5, color=patch.get_facecolor()[:3])
+    start = 0
+    for k in range(1, len(n) + 1):
+        if k == len(n) or shapes[k] != shapes[start]:
+            ax.annotate(
+                _shape_text(shapes[start]),
+                (0.5 * (t[start] + t[k]), n[start]),
+                xytext=(0, 3),
+                textcoords="offset points",
+                ha="center",
+                va="bottom",
+                fontsize="small",
+            )
+            start = k
+    ax.set_ylim(0, 1.15 * n.max())
+    ax.set_xlabel("t")
+    ax.set_ylabel("width n_k (grid nodes)")
+    ax.grid(True, alpha=0.3)
+    return patch
+
+
 def plot_widths(run: Run) -> "Figure":
     """Width ``n_k`` (number of grid nodes) of each layer along ``t``.
 
@@ -912,35 +960,14 @@ def plot_widths(run: Run) -> "Figure":
     if reason:
         raise ConfigError(f"the widths figure cannot be drawn: {reason}")
     moving = _moving(run)
-    t = run.model.time.nodes
-    n = widths(run)[:-1]
     fig = _new_figure(7.4, 3.8)
     ax = fig.add_subplot()
-    patch = ax.stairs(n, t, baseline=0, fill=True, alpha=0.35, lw=1.5)
-    patch.set_gid("widths")
-    ax.stairs(n, t, baseline=None, lw=1.5, color=patch.get_facecolor()[:3])
-    start = 0
-    for k in range(1, len(n) + 1):
-        if k == len(n) or moving.shapes[k] != moving.shapes[start]:
-            ax.annotate(
-                _shape_text(moving.shapes[start]),
-                (0.5 * (t[start] + t[k]), n[start]),
-                xytext=(0, 3),
-                textcoords="offset points",
-                ha="center",
-                va="bottom",
-                fontsize="small",
-            )
-            start = k
-    ax.set_ylim(0, 1.15 * n.max())
-    ax.set_xlabel("t")
-    ax.set_ylabel("width n_k (grid nodes)")
+    _draw_widths(ax, run.model.time.nodes, widths(run), moving.shapes)
     ax.set_title(
         f"Width per layer, {moving.dim}-D {run.config['spacetime']['rule']} grids"
         f"\n{_wrapped_model_line(run)}",
         fontsize="medium",
     )
-    ax.grid(True, alpha=0.3)
     return fig
 
 
@@ -987,13 +1014,21 @@ def plot_kernels(run: Run, layers=None, name: str = "w") -> "Figure":
             f"the run has no kernel '{name}': choose one of {', '.join(controls[0])}"
         )
     kernels = [controls[k][name] for k in chosen]
-    vmax = max(float(np.abs(w).max()) for w in kernels) or 1.0
     fig = _new_figure(2.9 * len(chosen) + 1.2, 3.3)
+    _draw_kernels(fig, [moving[k] for k in chosen], kernels, chosen, name)
+    fig.suptitle(f"Kernels {name}_k(ξ, ζ) of chosen layers", fontsize="medium")
+    return fig
+
+
+def _draw_kernels(fig, layer_grids, kernels, chosen, name):
+    """Kernel matrices as images with one symmetric colour scale; the mesh of
+    layer ``k`` has gid ``"layer-k"``."""
+    vmax = max(float(np.abs(w).max()) for w in kernels) or 1.0
     axes = fig.subplots(1, len(chosen), squeeze=False)[0]
-    (lo, hi) = moving.domain[0]
-    for ax, k, w in zip(axes, chosen, kernels, strict=True):
-        grid = moving[k]
-        if moving.dim == 1:
+    dim = layer_grids[0].dim
+    (lo, hi) = layer_grids[0].domain[0]
+    for ax, k, w, grid in zip(axes, chosen, kernels, layer_grids, strict=True):
+        if dim == 1:
             edges = _cell_edges(grid.nodes[:, 0], lo, hi)
             mesh = ax.pcolormesh(edges, edges, w, cmap="RdBu_r", vmin=-vmax, vmax=vmax)
             ax.set_xlabel("ζ")
@@ -1006,10 +1041,9 @@ def plot_kernels(run: Run, layers=None, name: str = "w") -> "Figure":
         mesh.set_gid(f"layer-{k}")
         ax.set_aspect("equal")
         ax.set_title(f"layer {k}, grid {_shape_text(grid.shape)}", fontsize="small")
-    axes[0].set_ylabel("ξ" if moving.dim == 1 else "output node j")
+    axes[0].set_ylabel("ξ" if dim == 1 else "output node j")
     fig.colorbar(mesh, ax=list(axes), label=f"{name}_k(ξ, ζ)", shrink=0.8)
-    fig.suptitle(f"Kernels {name}_k(ξ, ζ) of chosen layers", fontsize="medium")
-    return fig
+    return axes
 
 
 # ---------------------------------------------------------------------------
