@@ -9,6 +9,7 @@ The public surface:
 - data: :func:`load_dataset` and the generators :func:`spheres`, :func:`xor`,
   :func:`rings`;
 - checks: :func:`check_gradient`;
+- threads: :func:`single_threaded_blas` (what :func:`solve` holds while it runs);
 - numerical studies: :func:`convergence_study` (observed orders of the schemes);
   the large-time studies :func:`depth_study`, :func:`lambda_study`,
   :func:`rescaling_study`, :func:`turnpike_study` returning a :class:`Study`
@@ -28,6 +29,7 @@ __version__ = "0.1.0"
 from ._config import defaults as default_config
 from ._config import load_config, validate
 from ._convergence import ConvergenceStudy, StageModel, convergence_study
+from ._core import single_threaded_blas
 from ._data import DATASETS, Dataset, load_dataset, rings, spheres, xor
 from ._errors import (
     ConfigError,
@@ -148,4 +150,5 @@ __all__ = [
     "fit_line",
     "fit_power_law",
     "fit_decay",
+    "single_threaded_blas",
 ]

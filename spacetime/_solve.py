@@ -10,6 +10,7 @@ from dataclasses import dataclass, field
 import numpy as np
 import scipy.optimize
 
+from ._core import single_threaded_blas
 from ._errors import ConfigError, TrainingDiverged
 
 log = logging.getLogger(__name__)
@@ -263,7 +264,10 @@ def solve(
         options.update(gtol=gtol)
 
     interrupts = _Interrupts(handle_interrupt)
-    with interrupts:
+    # BLAS held to one thread for the whole optimisation, not switched around each
+    # evaluation: OpenBLAS threads would otherwise spin between evaluations and take
+    # the cores of the kernels' threads (see _core.single_threaded_blas)
+    with interrupts, single_threaded_blas():
         # the starting point is iteration 0 of a new history
         f0, _ = fun(z)
         if not len(history):

@@ -481,7 +481,7 @@ _worker_interrupted = False
 
 
 def _worker_init(threads: int, parent: int) -> None:
-    """Initializer of local worker processes: Numba threads, Ctrl-C, orphans.
+    """Initializer of local worker processes: threads, Ctrl-C, orphans.
 
     A Ctrl-C on the terminal reaches every process of the group. Inside the
     optimiser it stops the running case cleanly (its iterate is saved as
@@ -493,6 +493,14 @@ def _worker_init(threads: int, parent: int) -> None:
 
     if threads:
         numba.set_num_threads(min(int(threads), numba.config.NUMBA_NUM_THREADS))
+    # the worker's cores belong to its Numba threads: BLAS threads of its own (the
+    # default is one per core in every worker) would spin between calls and take them
+    try:
+        from threadpoolctl import threadpool_limits
+    except ImportError:
+        pass
+    else:
+        threadpool_limits(1, user_api="blas")
 
     def _mark(signum, frame):
         global _worker_interrupted

@@ -244,3 +244,35 @@ def test_blas_thread_setting_returns_after_an_evaluation_through_blas(monkeypatc
         problem(z)
         assert blas_threads() == two
     assert blas_threads() == before
+
+
+def test_solve_holds_blas_to_one_thread_throughout_and_restores_it(monkeypatch):
+    # OpenBLAS threads left running between evaluations spin and take the kernels'
+    # cores, so solve() holds the limit for the whole optimisation
+    import threadpoolctl
+
+    def blas_threads():
+        return [
+            p["num_threads"]
+            for p in threadpoolctl.threadpool_info()
+            if p["user_api"] == "blas"
+        ]
+
+    problem, z = _problem("inside")
+    seen = []
+
+    def callback(iteration, zk, objective):
+        seen.append(blas_threads())
+
+    with threadpoolctl.threadpool_limits(2, user_api="blas"):
+        two = blas_threads()
+        assert two and all(n == 2 for n in two)
+        spacetime.solve(problem, z, max_iter=3, callback=callback)
+        assert blas_threads() == two
+    assert len(seen) >= 1
+    assert all(all(n == 1 for n in threads) for threads in seen)
+    with spacetime.single_threaded_blas():
+        assert all(n == 1 for n in blas_threads())
+        with spacetime.single_threaded_blas():  # re-entrant
+            assert all(n == 1 for n in blas_threads())
+        assert all(n == 1 for n in blas_threads())
