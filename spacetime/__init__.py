@@ -16,9 +16,10 @@ The public surface:
   (:func:`load_study`, :func:`plot_study`), the diagnostic
   :func:`controllability` and the fits :func:`fit_line`, :func:`fit_power_law`,
   :func:`fit_decay`;
-- figures and reports of run files: :func:`save_figures`, :func:`write_report`,
-  the ``plot_*`` functions (each returns a matplotlib Figure) and
-  :func:`risk_along_t`;
+- figures and reports of run, study, convergence-study, sweep and simulation
+  files: :func:`save_figures`, :func:`write_report`, the ``plot_*`` functions
+  (each returns a matplotlib Figure), :func:`risk_along_t` and
+  :func:`load_convergence`;
 - forward simulation with prescribed controls: :func:`simulate`,
   :func:`run_simulation`, :func:`load_simulation`;
 - registries: ``ACTIVATIONS``, ``FIELDS``, ``LOSSES``, ``SCHEMES``.
@@ -42,12 +43,24 @@ from ._fits import DecayFit, LineFit, fit_decay, fit_line, fit_power_law
 from ._gradcheck import GradientCheck, check_gradient
 from ._model import NeuralODE
 from ._plot import (
+    load_convergence,
     plot_control_norms,
+    plot_convergence,
+    plot_convergence_adjoint,
+    plot_convergence_trained,
     plot_decision_regions,
     plot_history,
     plot_kernels,
     plot_risk_along_t,
+    plot_simulation_controls,
+    plot_simulation_kernels,
+    plot_simulation_norms,
+    plot_simulation_state,
+    plot_simulation_trajectories,
+    plot_simulation_widths,
     plot_state,
+    plot_sweep,
+    plot_sweep_status,
     plot_trajectories,
     plot_widths,
     risk_along_t,
@@ -128,6 +141,18 @@ __all__ = [
     "risk_along_t",
     "save_figures",
     "write_report",
+    "load_convergence",
+    "plot_convergence",
+    "plot_convergence_adjoint",
+    "plot_convergence_trained",
+    "plot_sweep",
+    "plot_sweep_status",
+    "plot_simulation_norms",
+    "plot_simulation_trajectories",
+    "plot_simulation_state",
+    "plot_simulation_controls",
+    "plot_simulation_widths",
+    "plot_simulation_kernels",
     "SpaceTimeNetwork",
     "Simulation",
     "simulate",

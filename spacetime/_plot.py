@@ -1,16 +1,21 @@
-"""Figures of run files: trajectories, decision regions, errors along t, history.
+"""Figures of the files spacetime writes: runs, studies, sweeps, simulations.
 
-Every ``plot_*`` function takes a :class:`~spacetime.Run` (from
-:func:`~spacetime.load_run`) and returns a :class:`matplotlib.figure.Figure` built
-without :mod:`matplotlib.pyplot`: nothing is shown, no global state is touched and
-any backend can save it (``fig.savefig(...)``). :func:`save_figures` writes the
-figures of a file under names that say what they are, ``<stem>-<figure>.png``.
+Every ``plot_*`` function takes a loaded object and returns a
+:class:`matplotlib.figure.Figure` built without :mod:`matplotlib.pyplot`: nothing
+is shown, no global state is touched and any backend can save it
+(``fig.savefig(...)``). :func:`save_figures` writes the figures of a file under
+names that say what they are, ``<stem>-<figure>.png``.
 
-Which figures a file has is a table: :data:`RUN_FIGURES` for run files, looked up
-through :data:`FILE_KINDS` by the ``format`` attribute of the HDF5 file. Space-time
-runs (per-level widths) and study files add their entries there.
+Which figures a file has is a table, looked up through :data:`FILE_KINDS` by the
+``format`` attribute of the HDF5 file: :data:`RUN_FIGURES` for run files (a
+:class:`~spacetime.Run`, from :func:`~spacetime.load_run`; neural ODEs and
+space-time networks), the study table of :mod:`spacetime._studies`,
+:data:`CONVERGENCE_FIGURES` (a ``ConvergenceStudy``, from
+:func:`load_convergence`), :data:`SWEEP_FIGURES` (a ``SweepResult``, from the
+sweep's ``index.h5``) and :data:`SIMULATION_FIGURES` (a ``Simulation``).
 """
 
+import json
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -20,7 +25,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from . import _io
-from ._errors import ConfigError, DataError
+from ._errors import ConfigError, DataError, RunFileError, SpacetimeError
 from ._problem import encode_targets
 from ._run import Run, load_data, load_run
 
@@ -451,14 +456,8 @@ def plot_trajectories(
 
     fig = _new_figure(6.4, 5.4 if dims == 3 else 4.8)
     ax = fig.add_subplot(projection="3d" if dims == 3 else None)
-    for j, i in enumerate(samples):
-        path = [coords[:, j, c] for c in range(dims)]
-        (line,) = ax.plot(*path, color=colours[j], lw=0.8, alpha=0.7)
-        line.set_gid(f"sample-{i}")
-    start, end = coords[0], coords[-1]
-    kw = {"depthshade": False} if dims == 3 else {}
-    ax.scatter(*start.T, color=colours, s=6, alpha=0.8, **kw)
-    ax.scatter(*end.T, color=colours, s=22, edgecolor="k", linewidth=0.4, **kw)
+    _draw_paths(ax, coords, colours, samples, dims)
+    end = coords[-1]
 
     one_output = run.p.shape[0] == 1 and _is_classification(run)
     if projection == "components" and dims == width and one_output:
@@ -485,6 +484,19 @@ def plot_trajectories(
     )
     _legend(fig, ax, handles, "label" if _is_classification(run) else "target")
     return fig
+
+
+def _draw_paths(ax, coords, colours, samples, dims):
+    """Lines through each sample's projected states (gid ``"sample-i"``), a dot
+    at the first level and a circled marker at the last."""
+    for j, i in enumerate(samples):
+        path = [coords[:, j, c] for c in range(dims)]
+        (line,) = ax.plot(*path, color=colours[j], lw=0.8, alpha=0.7)
+        line.set_gid(f"sample-{i}")
+    start, end = coords[0], coords[-1]
+    kw = {"depthshade": False} if dims == 3 else {}
+    ax.scatter(*start.T, color=colours, s=6, alpha=0.8, **kw)
+    ax.scatter(*end.T, color=colours, s=22, edgecolor="k", linewidth=0.4, **kw)
 
 
 def _trajectories_unavailable(run: Run) -> str | None:
@@ -1087,6 +1099,1020 @@ def plot_history(run: Run) -> "Figure":
 
 
 # ---------------------------------------------------------------------------
+# Reading the other kinds of file
+
+
+def _hdf5_header(path, what: str, fmt: str, version: int) -> None:
+    """Check that ``path`` is a readable HDF5 file of ``format = fmt``, version
+    ``version``; raise one RunFileError that says what is wrong otherwise."""
+    import h5py
+
+    path = Path(path)
+    if not path.is_file():
+        raise RunFileError(f"{what} '{path}' does not exist: check the path")
+    try:
+        with h5py.File(path, "r") as f:
+            found, found_version = f.attrs.get("format"), f.attrs.get("format_version")
+    except (OSError, RuntimeError, ValueError):
+        raise RunFileError(
+            f"'{path}' is not a readable HDF5 file (truncated or corrupt): write it "
+            "again"
+        ) from None
+    if isinstance(found, bytes):
+        found = found.decode()
+    if found != fmt:
+        raise RunFileError(f"'{path}' is not a {what} (format '{found}')")
+    if found_version != version:
+        raise RunFileError(
+            f"'{path}' has {what} format version {found_version}; this spacetime "
+            f"reads version {version}: use the spacetime version that wrote it"
+        )
+
+
+def _damaged(path, what: str, err) -> RunFileError:
+    return RunFileError(
+        f"{what} '{path}' is incomplete or damaged ({err}): write it again"
+    )
+
+
+def load_convergence(path):
+    """Read a convergence-study file (``convergence.h5``) back.
+
+    Parameters
+    ----------
+    path : path-like
+        The file ``spacetime study convergence`` writes.
+
+    Returns
+    -------
+    ConvergenceStudy
+        With the forward, adjoint and trained series of the file and its settings;
+        ``paths["convergence.h5"]`` is the file. ``settings["provenance"]`` holds
+        the file's provenance.
+
+    Raises
+    ------
+    RunFileError
+        When the file is missing, truncated, of another kind or format version,
+        or damaged.
+    """
+    import h5py
+
+    from ._convergence import (
+        FORMAT,
+        FORMAT_VERSION,
+        AdjointResult,
+        ConvergenceStudy,
+        ForwardResult,
+        TrainedResult,
+    )
+
+    what = "convergence-study file"
+    _hdf5_header(path, what, FORMAT, FORMAT_VERSION)
+    path = Path(path)
+    forward, adjoint, trained = [], [], []
+    try:
+        with h5py.File(path, "r") as f:
+            settings = json.loads(f.attrs["settings"])
+            settings["provenance"] = json.loads(f.attrs.get("provenance", "{}"))
+            for mode, g_mode in f["forward"].items():
+                for field_name, g_field in g_mode.items():
+                    for scheme, g in g_field.items():
+                        forward.append(
+                            ForwardResult(
+                                scheme,
+                                field_name,
+                                mode,
+                                g["n_steps"][()],
+                                g["dt"][()],
+                                g["error"][()],
+                                float(g.attrs["observed_order"]),
+                                int(g.attrs["n_fit_points"]),
+                                int(g.attrs["expected_order"]),
+                            )
+                        )
+            for field_name, g_field in f.get("adjoint", {}).items():
+                for scheme, g in g_field.items():
+                    adjoint.append(
+                        AdjointResult(
+                            scheme,
+                            field_name,
+                            g["n_steps"][()],
+                            g["dt"][()],
+                            g["gap"][()],
+                            float(g.attrs["observed_order"]),
+                            int(g.attrs["n_fit_points"]),
+                        )
+                    )
+            for scheme, g in f.get("trained", {}).items():
+                arrays = {
+                    name: g[name][()]
+                    for name in (
+                        "n_steps",
+                        "objective",
+                        "risk",
+                        "grad_norm",
+                        "n_iter",
+                        "objective_diff",
+                        "control_diff",
+                        "objective_rate",
+                        "control_rate",
+                    )
+                }
+                thetas = [g["controls"][f"L{int(n)}"][()] for n in arrays["n_steps"]]
+                trained.append(TrainedResult(scheme, **arrays, thetas=thetas))
+    except (OSError, KeyError, ValueError, TypeError) as err:
+        raise _damaged(path, what, err) from None
+    order = {m: i for i, m in enumerate(("stage", "left", "mid"))}
+    forward.sort(key=lambda r: order.get(r.mode, len(order)))
+    return ConvergenceStudy(
+        forward,
+        trained,
+        settings,
+        paths={"convergence.h5": path},
+        adjoint=adjoint,
+    )
+
+
+def load_sweep_index(path):
+    """Read a sweep's index (``index.h5``, or the sweep folder) for drawing.
+
+    The same as :func:`spacetime.load_sweep`, with the format version checked
+    first.
+
+    Returns
+    -------
+    SweepResult
+
+    Raises
+    ------
+    RunFileError
+    """
+    from ._sweep import INDEX_FORMAT, INDEX_FORMAT_VERSION, load_sweep
+
+    path = Path(path)
+    if path.is_dir():
+        path = path / "index.h5"
+    _hdf5_header(path, "sweep index", INDEX_FORMAT, INDEX_FORMAT_VERSION)
+    return load_sweep(path)
+
+
+def _source_path(obj) -> Path:
+    """The file a loaded object was read from (or written to)."""
+    path = getattr(obj, "path", None)
+    if path is None and hasattr(obj, "index_path"):
+        path = obj.index_path
+    if path is None and getattr(obj, "paths", None):
+        path = obj.paths.get("convergence.h5")
+    if path is None:
+        raise ConfigError(
+            "this object was not read from a file or written to one: save its "
+            "figures with fig.savefig(...)"
+        )
+    return Path(path)
+
+
+# ---------------------------------------------------------------------------
+# Convergence studies: observed orders
+
+
+def _fit_line_through(x, y, order, floor=0.0):
+    """The line ``C x^order`` through the points with ``y > floor`` (least
+    squares in log-log with the slope fixed): its x and y, or None."""
+    x, y = np.asarray(x, dtype=np.float64), np.asarray(y, dtype=np.float64)
+    use = (y > floor) & np.isfinite(y) & (x > 0)
+    if use.sum() < 2 or not np.isfinite(order):
+        return None
+    log_c = np.mean(np.log(y[use]) - order * np.log(x[use]))
+    xs = x[use]
+    return xs, np.exp(log_c) * xs**order
+
+
+_MODE_TITLES = {
+    "stage": "controls at every stage time",
+    "left": "controls frozen per step, u(t_k)",
+    "mid": "controls frozen per step, u(t_k + dt/2)",
+}
+
+
+def plot_convergence(study) -> "Figure":
+    """Forward errors against the step, log-log, one panel per mode and field.
+
+    Parameters
+    ----------
+    study : ConvergenceStudy
+        From :func:`spacetime.convergence_study` or :func:`load_convergence`.
+
+    Returns
+    -------
+    Figure
+        One axes per (sampling mode, field); in each, the line with gid
+        ``"mode/field/scheme"`` holds the file's ``dt`` (x) and ``error`` (y),
+        labelled with the fitted ``observed_order`` and the expected order; a
+        dashed line (gid ``"fit:mode/field/scheme"``) of that slope runs through
+        the points used in the fit.
+    """
+    from matplotlib.ticker import NullFormatter
+
+    if not study.forward:
+        raise ConfigError("the convergence study has no forward series to draw")
+    floor = float(study.settings.get("forward", {}).get("error_floor", 0.0))
+    modes = list(dict.fromkeys(r.mode for r in study.forward))
+    fields = list(dict.fromkeys(r.field for r in study.forward))
+    fig = _new_figure(3.9 * len(fields) + 1.0, 3.0 * len(modes) + 0.6)
+    axes = fig.subplots(len(modes), len(fields), squeeze=False)
+    schemes = list(dict.fromkeys(r.scheme for r in study.forward))
+    colour = {s: f"C{i}" for i, s in enumerate(schemes)}
+    for i, mode in enumerate(modes):
+        for j, fname in enumerate(fields):
+            ax = axes[i, j]
+            series = [r for r in study.forward if r.mode == mode and r.field == fname]
+            for r in series:
+                name = f"{r.mode}/{r.field}/{r.scheme}"
+                (line,) = ax.loglog(
+                    r.dt,
+                    r.errors,
+                    "o-",
+                    ms=3,
+                    color=colour[r.scheme],
+                    label=f"{r.scheme}: order {r.order:.2f} (expected {r.expected})",
+                )
+                line.set_gid(name)
+                fit = _fit_line_through(r.dt, r.errors, r.order, floor)
+                if fit is not None:
+                    (dashed,) = ax.loglog(
+                        *fit, "--", lw=0.8, color=colour[r.scheme], alpha=0.7
+                    )
+                    dashed.set_gid(f"fit:{name}")
+            if (
+                floor > 0
+                and series
+                and min(r.errors.min() for r in series) < 10 * floor
+            ):
+                ax.axhline(floor, color="0.6", lw=0.8, ls=":")
+            ax.set_title(f"{fname}: {_MODE_TITLES.get(mode, mode)}", fontsize="small")
+            ax.xaxis.set_minor_formatter(NullFormatter())
+            ax.legend(fontsize="x-small", loc="lower right")
+            ax.grid(True, which="major", alpha=0.3)
+        axes[i, 0].set_ylabel("max error of x(T)")
+    for ax in axes[-1]:
+        ax.set_xlabel("step dt")
+    fig.suptitle(
+        "Observed orders: error of the flow against the step (log-log); dashed: "
+        "the fitted slope" + (f", dotted: fit floor {floor:g}" if floor > 0 else ""),
+        fontsize="medium",
+    )
+    return fig
+
+
+def plot_convergence_adjoint(study) -> "Figure":
+    """Gap between the discrete and the continuous gradient against the step.
+
+    Returns
+    -------
+    Figure
+        One axes per field; the line with gid ``"adjoint/field/scheme"`` holds the
+        file's ``dt`` and ``gap``, labelled with its fitted order.
+    """
+    from matplotlib.ticker import NullFormatter
+
+    if not study.adjoint:
+        raise ConfigError("the convergence study has no adjoint series to draw")
+    fields = list(dict.fromkeys(a.field for a in study.adjoint))
+    schemes = list(dict.fromkeys(a.scheme for a in study.adjoint))
+    colour = {s: f"C{i}" for i, s in enumerate(schemes)}
+    fig = _new_figure(3.9 * len(fields) + 1.0, 3.6)
+    axes = fig.subplots(1, len(fields), squeeze=False)[0]
+    from ._registry import SCHEMES
+
+    for ax, fname in zip(axes, fields, strict=True):
+        for a in study.adjoint:
+            if a.field != fname:
+                continue
+            expected = SCHEMES[a.scheme].order if a.scheme in SCHEMES else "?"
+            (line,) = ax.loglog(
+                a.dt,
+                a.gaps,
+                "o-",
+                ms=3,
+                color=colour[a.scheme],
+                label=f"{a.scheme}: order {a.order:.2f} (expected {expected})",
+            )
+            line.set_gid(f"adjoint/{a.field}/{a.scheme}")
+            fit = _fit_line_through(a.dt, a.gaps, a.order)
+            if fit is not None:
+                ax.loglog(*fit, "--", lw=0.8, color=colour[a.scheme], alpha=0.7)
+        ax.set_title(f"{fname} field", fontsize="small")
+        ax.set_xlabel("step dt")
+        ax.xaxis.set_minor_formatter(NullFormatter())
+        ax.legend(fontsize="x-small", loc="lower right")
+        ax.grid(True, which="major", alpha=0.3)
+    axes[0].set_ylabel("relative gap |g_discrete - g_continuous| / |g_continuous|")
+    fig.suptitle(
+        "Exact discrete gradient against the continuous adjoint (log-log)",
+        fontsize="medium",
+    )
+    return fig
+
+
+def plot_convergence_trained(study) -> "Figure":
+    """How the optimal value and the trained controls settle as layers double.
+
+    Returns
+    -------
+    Figure
+        Two axes: ``|J_L - J_2L|`` (gid ``"objective/scheme"``) and
+        ``||R u_L - u_2L||`` (gid ``"controls/scheme"``) against the finer level's
+        number of layers ``2L`` (the file's ``n_steps[1:]``), labelled with the
+        last observed rate (``objective_rate[-1]``, ``control_rate[-1]``).
+    """
+    from matplotlib.ticker import NullFormatter
+
+    if not study.trained:
+        raise ConfigError("the convergence study has no trained series to draw")
+    fig = _new_figure(9.0, 3.8)
+    ax_j, ax_u = fig.subplots(1, 2)
+    for i, t in enumerate(study.trained):
+        layers = np.asarray(t.n_steps[1:])
+        for ax, name, diff, rate in (
+            (ax_j, "objective", t.objective_diff, t.final_objective_rate),
+            (ax_u, "controls", t.control_diff, t.final_control_rate),
+        ):
+            (line,) = ax.loglog(
+                layers,
+                diff,
+                "o-",
+                ms=3,
+                color=f"C{i}",
+                label=f"{t.scheme}: rate {rate:.2f}",
+            )
+            line.set_gid(f"{name}/{t.scheme}")
+    ax_j.set_ylabel("|J_L - J_2L|")
+    ax_j.set_title("optimal value", fontsize="small")
+    ax_u.set_ylabel("||R u_L - u_2L||  in L2(0, T)")
+    ax_u.set_title("trained controls", fontsize="small")
+    for ax in (ax_j, ax_u):
+        ax.set_xscale("log", base=2)
+        ax.set_xlabel("layers 2L of the finer level")
+        ax.xaxis.set_minor_formatter(NullFormatter())
+        ax.legend(fontsize="x-small")
+        ax.grid(True, which="major", alpha=0.3)
+    fig.suptitle(
+        "Trained: successive differences as the layers double (log-log); rate = "
+        "log2 of the ratio of the last two",
+        fontsize="medium",
+    )
+    return fig
+
+
+# ---------------------------------------------------------------------------
+# Sweeps: headline numbers against the swept keys, status of the cases
+
+
+#: Statuses in the order of the status figure's legend, with their colours.
+SWEEP_STATUS_COLOURS = {
+    "converged": "#2ca02c",
+    "max_iter": "#98df8a",
+    "stopped": "#bcbd22",
+    "time_limit": "#ff7f0e",
+    "interrupted": "#ffbb78",
+    "failed": "#d62728",
+    "skipped": "#9467bd",
+    "running": "#1f77b4",
+    "pending": "#c7c7c7",
+}
+
+
+def _short_keys(keys) -> dict:
+    """Each dotted key's last part, unless two keys share it."""
+    last = [k.rsplit(".", 1)[-1] for k in keys]
+    return {
+        k: (s if last.count(s) == 1 else k) for k, s in zip(keys, last, strict=True)
+    }
+
+
+def _is_number(v) -> bool:
+    return isinstance(v, int | float | np.integer | np.floating) and not isinstance(
+        v, bool
+    )
+
+
+def _value_text(v) -> str:
+    return f"{v:g}" if _is_number(v) else str(v)
+
+
+def sweep_layout(result):
+    """How a sweep's cases are laid out in its figures.
+
+    The x axis is one swept key: the chain key when its values are numbers, else
+    the first key with numbers and more than one value, else the first key with
+    more than one value (as categories). Every combination of the other keys'
+    values is one curve.
+
+    Returns
+    -------
+    x_key : str or None
+        None for a sweep of one case or without swept keys.
+    x_values : list
+        The x key's distinct values, in the order of the sweep.
+    numeric : bool
+        Whether ``x_values`` are numbers (else they are categories 0, 1, ...).
+    groups : list of (str, list of int)
+        A label for each combination of the other keys' values and the indices of
+        its cases, in the order of ``x_values`` (-1 where the combination has no
+        case of that value).
+    """
+    cases = list(result.cases)
+    keys = list(result.keys)
+
+    def distinct(key):
+        return list(dict.fromkeys(c.values[key] for c in cases))
+
+    multi = [k for k in keys if len(distinct(k)) > 1]
+    numeric_keys = [k for k in multi if all(_is_number(v) for v in distinct(k))]
+    if result.chain in numeric_keys:
+        x_key = result.chain
+    elif numeric_keys:
+        x_key = numeric_keys[0]
+    elif multi:
+        x_key = multi[0]
+    else:
+        x_key = None
+    x_values = distinct(x_key) if x_key else [None]
+    numeric = x_key in numeric_keys
+    if numeric:
+        x_values = sorted(x_values)
+    short = _short_keys(keys)
+    others = [k for k in keys if k != x_key and k in multi]
+    groups: dict = {}
+    for i, c in enumerate(cases):
+        label = ", ".join(f"{short[k]}={_value_text(c.values[k])}" for k in others)
+        row = groups.setdefault(label, [-1] * len(x_values))
+        x = c.values[x_key] if x_key else None
+        row[x_values.index(x)] = i
+    return x_key, x_values, numeric, list(groups.items())
+
+
+_SWEEP_QUANTITIES = {
+    "objective": "final objective J",
+    "risk": "training loss E",
+    "test_accuracy": "test accuracy",
+    "train_accuracy": "train accuracy",
+}
+
+
+def plot_sweep(result, quantities=None) -> "Figure":
+    """Headline numbers of a sweep's cases against a swept key.
+
+    Parameters
+    ----------
+    result : SweepResult
+        From :func:`spacetime.run_sweep`, :func:`spacetime.load_sweep` or
+        :func:`load_sweep_index`.
+    quantities : sequence of str, optional
+        Among ``objective``, ``risk``, ``test_accuracy``, ``train_accuracy``;
+        default the objective, the training loss and, when some case has one,
+        the test accuracy.
+
+    Returns
+    -------
+    Figure
+        One axes per quantity; the x axis is the key :func:`sweep_layout`
+        chooses, and each combination of the other keys' values is one line with
+        gid ``"<quantity>:<label>"`` whose y-data are the index's values of its
+        cases (NaN where a case has no file). Categorical keys are drawn at 0,
+        1, ... with their values as tick labels.
+    """
+    x_key, x_values, numeric, groups = sweep_layout(result)
+    cases = list(result.cases)
+    if quantities is None:
+        quantities = ["objective", "risk"]
+        if any(np.isfinite(c.test_accuracy) for c in cases):
+            quantities.append("test_accuracy")
+    for q in quantities:
+        if q not in _SWEEP_QUANTITIES:
+            raise ConfigError(
+                f"unknown sweep quantity '{q}': choose from "
+                f"{', '.join(_SWEEP_QUANTITIES)}"
+            )
+    x = np.asarray(x_values, dtype=np.float64) if numeric else np.arange(len(x_values))
+    log_x = bool(numeric and np.all(x > 0) and x.max() >= 10 * x.min())
+    fig = _new_figure(3.6 * len(quantities) + 1.8, 3.8)
+    axes = fig.subplots(1, len(quantities), squeeze=False)[0]
+    many = len(groups) > 10
+    for ax, q in zip(axes, quantities, strict=True):
+        all_y = []
+        for g, (label, idx) in enumerate(groups):
+            y = np.array(
+                [getattr(cases[i], q) if i >= 0 else np.nan for i in idx],
+                dtype=np.float64,
+            )
+            all_y.append(y)
+            (line,) = ax.plot(
+                x,
+                y,
+                "o-",
+                ms=4,
+                lw=1.2,
+                color=f"C{g % 10}",
+                label=label or "all cases",
+            )
+            line.set_gid(f"{q}:{label}")
+        finite = np.concatenate(all_y)
+        finite = finite[np.isfinite(finite)]
+        if (
+            q in ("objective", "risk")
+            and finite.size
+            and finite.min() > 0
+            and finite.max() > 10 * finite.min()
+        ):
+            ax.set_yscale("log")
+        if log_x:
+            ax.set_xscale("log")
+        if not numeric:
+            ax.set_xticks(x, [_value_text(v) for v in x_values])
+        ax.set_xlabel(x_key or "case")
+        ax.set_title(_SWEEP_QUANTITIES[q], fontsize="medium")
+        ax.grid(True, which="both", alpha=0.3)
+    if any(label for label, _ in groups) and not many:
+        handles, labels = axes[0].get_legend_handles_labels()
+        fig.legend(handles, labels, fontsize="small", loc="outside right")
+    counts = result.counts()
+    missing = sum(1 for c in cases if not np.isfinite(c.objective))
+    fig.suptitle(
+        f"Sweep {result.out.name}: {len(cases)} cases ("
+        + ", ".join(f"{n} {s}" for s, n in sorted(counts.items()))
+        + ")"
+        + (f"; {missing} without a file are not drawn" if missing else ""),
+        fontsize="medium",
+    )
+    return fig
+
+
+def plot_sweep_status(result) -> "Figure":
+    """Status of each case of a sweep, laid out like :func:`plot_sweep`.
+
+    Returns
+    -------
+    Figure
+        One axes with an image (gid ``"status"``): row ``r`` is the ``r``-th
+        combination of the other keys, column ``c`` the x key's ``c``-th value, and
+        the value is the position of the case's status in
+        :data:`SWEEP_STATUS_COLOURS` (NaN where there is no case). Up to 300
+        cells carry the number of optimiser iterations as text.
+    """
+    from matplotlib.colors import ListedColormap
+    from matplotlib.patches import Patch
+
+    x_key, x_values, numeric, groups = sweep_layout(result)
+    cases = list(result.cases)
+    names = list(SWEEP_STATUS_COLOURS)
+    grid = np.full((len(groups), len(x_values)), np.nan)
+    for r, (_, idx) in enumerate(groups):
+        for c, i in enumerate(idx):
+            if i >= 0:
+                status = cases[i].status
+                grid[r, c] = names.index(status) if status in names else np.nan
+    cmap = ListedColormap(list(SWEEP_STATUS_COLOURS.values()))
+    cmap.set_bad("white")
+    fig = _new_figure(
+        min(2.6 + 0.7 * len(x_values), 12.0), min(1.8 + 0.35 * len(groups), 12.0)
+    )
+    ax = fig.add_subplot()
+    image = ax.imshow(
+        grid,
+        cmap=cmap,
+        vmin=-0.5,
+        vmax=len(names) - 0.5,
+        aspect="auto",
+        interpolation="nearest",
+    )
+    image.set_gid("status")
+    if grid.size <= 300:
+        for r, (_, idx) in enumerate(groups):
+            for c, i in enumerate(idx):
+                if i >= 0 and cases[i].n_iter >= 0:
+                    ax.text(
+                        c,
+                        r,
+                        str(cases[i].n_iter),
+                        ha="center",
+                        va="center",
+                        fontsize="x-small",
+                    )
+    ax.set_xticks(range(len(x_values)), [_value_text(v) for v in x_values])
+    ax.set_xlabel(x_key or "case")
+    labels = [label or "all cases" for label, _ in groups]
+    if len(groups) <= 40:
+        ax.set_yticks(range(len(groups)), labels, fontsize="small")
+    else:
+        ax.set_ylabel(f"{len(groups)} combinations of the other keys")
+    present = [s for s in names if any(c.status == s for c in cases)]
+    handles = [
+        Patch(color=SWEEP_STATUS_COLOURS[s], label=f"{s} ({result.counts()[s]})")
+        for s in present
+    ]
+    fig.legend(handles=handles, fontsize="small", loc="outside right", title="status")
+    ax.set_title(
+        f"Status of the cases of sweep {result.out.name}; numbers: iterations",
+        fontsize="medium",
+    )
+    return fig
+
+
+# ---------------------------------------------------------------------------
+# Simulations with prescribed controls
+
+
+def _simulation_attrs(sim) -> dict:
+    """What a simulation file keeps beyond :class:`Simulation`: model, config,
+    provenance, expressions (empty for a simulation not written to a file)."""
+    import h5py
+
+    out = {"model": {}, "config": "", "provenance": {}, "controls": {}, "inputs": []}
+    if getattr(sim, "network", None) is not None:
+        out["model"] = dict(sim.network.describe())
+    if sim.path is None or not Path(sim.path).is_file():
+        return out
+
+    def text(v):
+        return v.decode() if isinstance(v, bytes) else v
+
+    try:
+        with h5py.File(sim.path, "r") as f:
+            out["model"] = {k: text(v) for k, v in f["model"].attrs.items()}
+            out["config"] = text(f["config"].attrs.get("toml", ""))
+            out["provenance"] = {k: text(v) for k, v in f["provenance"].attrs.items()}
+            out["controls"] = {k: text(v) for k, v in f["controls"].attrs.items()}
+            out["inputs"] = json.loads(text(f["inputs"].attrs.get("expressions", "[]")))
+            out["created"] = text(f.attrs.get("created", ""))
+    except (OSError, KeyError, ValueError) as err:
+        raise _damaged(sim.path, "simulation file", err) from None
+    return out
+
+
+def simulation_labels(sim) -> tuple[list[str], np.ndarray | None]:
+    """A name for each simulated sample, and its class when it has one.
+
+    Samples given as expressions are named by them. Samples taken from a
+    dataset (``simulate.inputs = []``) get their training labels when the
+    configuration's dataset still has the same inputs; otherwise they are
+    ``sample i``.
+
+    Returns
+    -------
+    names : list of str, length n_samples
+    classes : ndarray of int or None
+        Class index of each sample (names are then the class values).
+    """
+    info = _simulation_attrs(sim)
+    n = sim.n_samples
+    if len(info["inputs"]) == n:
+        return [str(e) for e in info["inputs"]], None
+    if info["config"]:
+        try:
+            import tomllib
+
+            from ._config import validate
+
+            config = validate(tomllib.loads(info["config"]))
+            dataset = load_data(config)
+            x = dataset.x_train[:n]
+            if (
+                dataset.task == "classification"
+                and x.shape == sim.inputs.shape
+                and np.array_equal(x, sim.inputs)
+            ):
+                classes = np.asarray(dataset.y_train[:n], dtype=np.int64)
+                values = dataset.class_values
+                return [str(values[c]) for c in classes], classes
+        except (SpacetimeError, OSError, ValueError, KeyError) as err:
+            log.info("no labels for the simulated samples: %s", err)
+    return [f"sample {i}" for i in range(n)], None
+
+
+def _simulation_colours(sim):
+    """Per-sample colours and legend handles: by class, else one per sample."""
+    from matplotlib.lines import Line2D
+
+    names, classes = simulation_labels(sim)
+    if classes is not None:
+        colours = _class_colours(int(classes.max()) + 1)[classes]
+        seen = dict.fromkeys(zip(classes.tolist(), names, strict=True))
+        handles = [
+            Line2D(
+                [],
+                [],
+                color=_class_colours(int(classes.max()) + 1)[c],
+                lw=2,
+                label=name,
+            )
+            for c, name in seen
+        ]
+        return colours, handles, "label"
+    colours = _class_colours(len(names))
+    handles = [
+        Line2D([], [], color=colours[i], lw=2, label=name)
+        for i, name in enumerate(names)
+    ]
+    return colours, handles, "initial state"
+
+
+def _simulation_line(sim) -> str:
+    import textwrap
+
+    m = _simulation_attrs(sim)["model"]
+    shapes = [_shape_text(sim.grids[0].shape)]
+    for g in sim.grids[1:]:
+        if _shape_text(g.shape) != shapes[-1]:
+            shapes.append(_shape_text(g.shape))
+    text = (
+        f"space-time network, {m.get('field', '?')} field, "
+        f"{m.get('activation', '?')}, grids {' → '.join(shapes)}, "
+        f"{len(sim.times) - 1} {m.get('scheme', '?')} steps on "
+        f"[{sim.times[0]:g}, {sim.times[-1]:g}], prescribed controls"
+    )
+    return textwrap.fill(text, 72)
+
+
+def _fixed_width_unavailable(sim) -> str | None:
+    w = sim.widths
+    if any(n != w[0] for n in w):
+        return f"the width changes with depth ({w[0]} to {w[-1]})"
+    return None
+
+
+def _grid_fixed_unavailable(sim) -> str | None:
+    if all(g.same_as(sim.grids[0]) for g in sim.grids[1:]):
+        return "the grid does not change with depth"
+    return None
+
+
+def plot_simulation_norms(sim) -> "Figure":
+    """Discrete ``L^2(Ω)`` norm of each simulated state along ``t``.
+
+    Parameters
+    ----------
+    sim : Simulation
+        From :func:`spacetime.simulate` or :func:`spacetime.load_simulation`.
+
+    Returns
+    -------
+    Figure
+        One axes; the line with gid ``"sample-i"`` holds ``sim.times`` and
+        ``sim.norms()[:, i]``, coloured by label (by sample when there are none).
+    """
+    norms = sim.norms()
+    colours, handles, title = _simulation_colours(sim)
+    fig = _new_figure(7.4, 4.2)
+    ax = fig.add_subplot()
+    for i in range(sim.n_samples):
+        (line,) = ax.plot(sim.times, norms[:, i], "-", lw=1.2, color=colours[i])
+        line.set_gid(f"sample-{i}")
+    changes = [
+        sim.times[k]
+        for k in range(1, len(sim.grids))
+        if not sim.grids[k].same_as(sim.grids[k - 1])
+    ]
+    for t in changes:
+        ax.axvline(t, color="0.6", lw=0.8, ls=":")
+    ax.set_xlabel("t")
+    ax.set_ylabel("||x_i(t)||  (L2(Ω), grid quadrature)")
+    ax.grid(True, alpha=0.3)
+    ax.set_title(
+        "Norm of each state along t"
+        + ("; dotted: the grid changes" if changes else "")
+        + f"\n{_simulation_line(sim)}",
+        fontsize="medium",
+    )
+    if len(handles) <= 12:
+        fig.legend(handles=handles, title=title, fontsize="small", loc="outside right")
+    return fig
+
+
+def plot_simulation_trajectories(sim, *, dims: int = 2) -> "Figure":
+    """Paths of the simulated states in a plane (or 3-D) view, coloured by label.
+
+    Needs one grid for every level. States of width 2 (3) are drawn as they are;
+    wider ones on the leading principal axes of all states (:func:`project_states`).
+
+    Returns
+    -------
+    Figure
+        One axes; the line with gid ``"sample-i"`` holds the projected path of
+        sample ``i`` through the levels.
+    """
+    reason = _fixed_width_unavailable(sim)
+    if reason:
+        raise ConfigError(f"trajectories cannot be drawn: {reason}; draw 'norms'")
+    states = np.stack([np.asarray(x) for x in sim.states])
+    width = states.shape[-1]
+    if dims not in (2, 3) or dims > width:
+        raise ConfigError(
+            f"trajectories can be drawn in 2 or 3 dimensions up to the width "
+            f"{width}, not {dims}"
+        )
+    projection = "components" if dims == width else "pca"
+    coords, explained = project_states(states, dims, projection)
+    colours, handles, title = _simulation_colours(sim)
+    fig = _new_figure(6.4, 5.4 if dims == 3 else 4.8)
+    ax = fig.add_subplot(projection="3d" if dims == 3 else None)
+    _draw_paths(ax, coords, colours, range(sim.n_samples), dims)
+    if projection == "pca":
+        names = [f"principal axis {c + 1}" for c in range(dims)]
+        view = f"PCA projection of width {width} ({100 * explained:.0f}% of variance)"
+    else:
+        names, view = [f"x_{c + 1}" for c in range(dims)], f"width {width}"
+    ax.set_xlabel(names[0])
+    ax.set_ylabel(names[1])
+    if dims == 3:
+        ax.set_zlabel(names[2])
+    ax.set_title(
+        f"Paths of the simulated states, t in [{sim.times[0]:g}, {sim.times[-1]:g}]"
+        f"\n{view}; dot at t = 0, circle at t = T",
+        fontsize="medium",
+    )
+    if len(handles) <= 12:
+        fig.legend(handles=handles, title=title, fontsize="small", loc="outside right")
+    return fig
+
+
+def plot_simulation_state(sim, samples=None, levels=None) -> "Figure":
+    """The simulated states ``x_i(t, ξ)`` on the moving grid.
+
+    On a 1-D domain, one heat map over ``(t, ξ)`` per sample (at most four, one
+    colour scale), drawn as in :func:`plot_state`. On a 2-D domain, one sample's
+    state at chosen levels.
+
+    Parameters
+    ----------
+    sim : Simulation
+    samples : sequence of int, optional
+        Default the first four (1-D) or the first (2-D).
+    levels : sequence of int, optional
+        2-D domains: the levels shown; default level 0, the levels where the grid
+        changes and the last, at most six.
+
+    Returns
+    -------
+    Figure
+        1-D: one axes per sample; its mesh with gid ``"level-k"`` holds
+        ``sim.states[k][i]``. 2-D: one axes per level, each with one mesh
+        (gid ``"level-k"``).
+    """
+    n = sim.n_samples
+    dim = sim.grids[0].dim
+    if samples is None:
+        samples = list(range(min(n, 4 if dim == 1 else 1)))
+    samples = [int(i) for i in samples]
+    if not samples or any(not 0 <= i < n for i in samples):
+        raise ConfigError(f"samples must lie in 0 .. {n - 1}, the simulated states")
+    names, _ = simulation_labels(sim)
+    t = np.asarray(sim.times)
+    domain = sim.grids[0].domain
+    if dim == 1:
+        values = {i: [np.asarray(x[i]) for x in sim.states] for i in samples}
+        vmin = min(v.min() for vs in values.values() for v in vs)
+        vmax = max(v.max() for vs in values.values() for v in vs)
+        fig = _new_figure(3.3 * len(samples) + 1.4, 3.8)
+        axes = fig.subplots(1, len(samples), squeeze=False, sharey=True)[0]
+        for ax, i in zip(axes, samples, strict=True):
+            mesh = _draw_state_1d(
+                ax, list(sim.grids), t, values[i], domain[0], vmin, vmax
+            )
+            ax.set_title(f"sample {i}: {names[i]}", fontsize="small")
+        for ax in axes[1:]:
+            ax.set_ylabel("")
+        fig.colorbar(mesh, ax=list(axes), label="x(t, ξ)", shrink=0.85)
+        fig.suptitle(
+            f"Simulated states on the moving grid; dots: grid nodes\n"
+            f"{_simulation_line(sim)}",
+            fontsize="medium",
+        )
+        return fig
+    L = len(t) - 1
+    if levels is None:
+        changes = [
+            k for k in range(1, L + 1) if not sim.grids[k].same_as(sim.grids[k - 1])
+        ]
+        levels = _thin([0, *changes, L], 6)
+    else:
+        levels = [int(k) % (L + 1) for k in levels if -L - 1 <= int(k) <= L]
+    i = samples[0]
+    fig = _new_figure(3.1 * len(levels), 3.3)
+    _draw_state_panels(
+        fig, list(sim.grids), t, [x[i] for x in sim.states], levels, domain
+    )
+    fig.suptitle(
+        f"Simulated state of sample {i} ({names[i]}) at chosen levels, each with "
+        "its colour scale; dots: grid nodes",
+        fontsize="medium",
+    )
+    return fig
+
+
+def simulation_control_norms(sim) -> np.ndarray:
+    """Quadrature ``L^2(Ω)`` norm of each layer's prescribed controls.
+
+    Returns
+    -------
+    ndarray, shape (n_steps,)
+        ``(sum_jl ω_j ω_l (w_jl^2 + a_jl^2) + sum_j ω_j b_j^2)^(1/2)`` with the
+        weights ``ω`` of the layer's grid (``a`` for the bottleneck only).
+    """
+    out = np.empty(len(sim.controls))
+    for k, (layer, grid) in enumerate(zip(sim.controls, sim.grids, strict=False)):
+        om = grid.weights
+        total = 0.0
+        for name in ("w", "a"):
+            if name in layer:
+                total += float(om @ (np.asarray(layer[name]) ** 2) @ om)
+        if "b" in layer:
+            total += float(om @ np.asarray(layer["b"]) ** 2)
+        out[k] = np.sqrt(total)
+    return out
+
+
+def plot_simulation_controls(sim) -> "Figure":
+    """Norm of the prescribed controls per layer, a step function of ``t``.
+
+    Returns
+    -------
+    Figure
+        One axes with a step patch (gid ``"control-norm"``) over ``sim.times``
+        whose values are :func:`simulation_control_norms`.
+    """
+    norms = simulation_control_norms(sim)
+    fig = _new_figure()
+    ax = fig.add_subplot()
+    _draw_norm_steps(ax, np.asarray(sim.times), norms)
+    ax.set_ylabel("|u(t)|  (L2(Ω) norm of the layer's kernels)")
+    texts = _simulation_attrs(sim)["controls"]
+    shown = [f"{k} = {texts[k]}" for k in ("w", "b", "a") if texts.get(k)]
+    import textwrap
+
+    ax.set_title(
+        "Norm of the prescribed controls along t"
+        + ("\n" + textwrap.fill("; ".join(shown), 80) if shown else "")
+        + f"\n{_simulation_line(sim)}",
+        fontsize="small",
+    )
+    return fig
+
+
+def plot_simulation_widths(sim) -> "Figure":
+    """Width (grid nodes) of each layer of a simulation, as :func:`plot_widths`."""
+    reason = _grid_fixed_unavailable(sim)
+    if reason:
+        raise ConfigError(f"the widths figure cannot be drawn: {reason}")
+    fig = _new_figure(7.4, 3.8)
+    ax = fig.add_subplot()
+    _draw_widths(ax, np.asarray(sim.times), sim.widths, [g.shape for g in sim.grids])
+    ax.set_title(f"Width per layer\n{_simulation_line(sim)}", fontsize="medium")
+    return fig
+
+
+def plot_simulation_kernels(sim, layers=None, name: str = "w") -> "Figure":
+    """Prescribed kernels of chosen layers as images, as :func:`plot_kernels`.
+
+    Parameters
+    ----------
+    layers : sequence of int, optional
+        Default the first layer, the first on each new grid and the last, at
+        most four.
+    name : {"w", "a"}
+    """
+    L = len(sim.controls)
+    if layers is None:
+        changes = [k for k in range(1, L) if not sim.grids[k].same_as(sim.grids[k - 1])]
+        layers = _thin([0, *changes, L - 1], 4)
+    chosen = []
+    for k in layers:
+        if not -L <= int(k) < L:
+            raise ConfigError(
+                f"layer {k} does not exist: the simulation has 0 .. {L - 1}"
+            )
+        chosen.append(int(k) % L)
+    if name not in sim.controls[0]:
+        raise ConfigError(
+            f"the simulation has no kernel '{name}': choose one of "
+            f"{', '.join(sim.controls[0])}"
+        )
+    fig = _new_figure(2.9 * len(chosen) + 1.2, 3.3)
+    _draw_kernels(
+        fig,
+        [sim.grids[k] for k in chosen],
+        [np.asarray(sim.controls[k][name]) for k in chosen],
+        chosen,
+        name,
+    )
+    fig.suptitle(
+        f"Prescribed kernels {name}_k(ξ, ζ) of chosen layers", fontsize="medium"
+    )
+    return fig
+
+
+# ---------------------------------------------------------------------------
 # The table of figures and the files they go to
 
 
@@ -1188,10 +2214,139 @@ RUN_FIGURES: dict[str, FigureKind] = {
     )
 }
 
+
+def _has(attr: str, what: str):
+    def unavailable(study):
+        return None if getattr(study, attr) else f"the study has no {what}"
+
+    return unavailable
+
+
+CONVERGENCE_FIGURES: dict[str, FigureKind] = {
+    k.name: k
+    for k in (
+        FigureKind(
+            "orders",
+            plot_convergence,
+            _has("forward", "forward series"),
+            "Observed orders",
+            "Error of the discrete flow at T against the step dt, log-log, for each "
+            "scheme, vector field and way of sampling the controls; the legend "
+            "gives the fitted order (least-squares slope over the errors above the "
+            "floor) and the order theory predicts.",
+        ),
+        FigureKind(
+            "adjoint",
+            plot_convergence_adjoint,
+            _has("adjoint", "adjoint series"),
+            "Discrete gradient against the continuous adjoint",
+            "Relative gap between the exact gradient of the discrete problem and "
+            "the continuous adjoint gradient, against the step, with fitted orders.",
+        ),
+        FigureKind(
+            "trained",
+            plot_convergence_trained,
+            _has("trained", "trained series"),
+            "Trained optimal values and controls",
+            "Differences of the optimal values and of the trained controls between "
+            "successive doublings of the layers; the legend gives the last rate.",
+        ),
+    )
+}
+
+SWEEP_FIGURES: dict[str, FigureKind] = {
+    k.name: k
+    for k in (
+        FigureKind(
+            "cases",
+            plot_sweep,
+            lambda result: None if len(result) else "the sweep has no cases",
+            "Headline numbers against the swept key",
+            "Final objective, training loss and (for classifications) test accuracy "
+            "of every case against one swept key; one line per combination of the "
+            "other swept keys.",
+        ),
+        FigureKind(
+            "status",
+            plot_sweep_status,
+            lambda result: None if len(result) else "the sweep has no cases",
+            "Status of the cases",
+            "The status of each case, laid out like the headline figure; the "
+            "numbers are optimiser iterations.",
+        ),
+    )
+}
+
+SIMULATION_FIGURES: dict[str, FigureKind] = {
+    k.name: k
+    for k in (
+        FigureKind(
+            "norms",
+            plot_simulation_norms,
+            _always,
+            "Norm of the states along t",
+            "Discrete L2(Ω) norm of each simulated state at each level, coloured "
+            "by label (by initial state when there are no labels).",
+        ),
+        FigureKind(
+            "trajectories",
+            plot_simulation_trajectories,
+            _fixed_width_unavailable,
+            "Trajectories",
+            "Paths of the simulated states through the levels, on their leading "
+            "principal axes (a fixed grid only).",
+        ),
+        FigureKind(
+            "state",
+            plot_simulation_state,
+            _always,
+            "States on the moving grid",
+            "The simulated states x_i(t, ξ) on the grid of each level, with the "
+            "grid nodes drawn.",
+        ),
+        FigureKind(
+            "controls",
+            plot_simulation_controls,
+            _always,
+            "Control norm along t",
+            "Quadrature L2(Ω) norm of each layer's prescribed kernels.",
+        ),
+        FigureKind(
+            "widths",
+            plot_simulation_widths,
+            _grid_fixed_unavailable,
+            "Width per layer",
+            "Number of grid nodes of each layer along t.",
+        ),
+        FigureKind(
+            "kernels",
+            plot_simulation_kernels,
+            _always,
+            "Kernels",
+            "The prescribed kernels w_k(ξ, ζ) of chosen layers at the nodes of "
+            "their grids.",
+        ),
+    )
+}
+
 # HDF5 ``format`` attribute -> (reader, figure table). Study files add theirs here.
 FILE_KINDS: dict[str, tuple[Callable, dict[str, FigureKind]]] = {
     _io.FORMAT: (load_run, RUN_FIGURES),
 }
+
+
+def file_format(path) -> str | None:
+    """The HDF5 ``format`` attribute of a file, or None when it has none or
+    cannot be opened (missing, truncated, not HDF5)."""
+    import h5py
+
+    fmt = None
+    try:
+        with h5py.File(path, "r") as f:
+            fmt = f.attrs.get("format")
+    except (OSError, RuntimeError, ValueError):
+        return None
+    return fmt.decode() if isinstance(fmt, bytes) else fmt
 
 
 def load_file(path):
@@ -1199,25 +2354,45 @@ def load_file(path):
 
     The table is chosen by the file's HDF5 ``format`` attribute (see
     :data:`FILE_KINDS`); a file that is not one of the known kinds goes to the
-    run-file reader, whose error says what is wrong with it.
+    run-file reader, whose error says what is wrong with it. A sweep folder
+    stands for its ``index.h5``.
 
     Returns
     -------
-    run : Run
+    obj : Run, Study, ConvergenceStudy, SweepResult or Simulation
     table : dict of FigureKind
     """
-    import h5py
-
-    fmt = None
-    try:
-        with h5py.File(path, "r") as f:
-            fmt = f.attrs.get("format")
-    except OSError:
-        pass  # missing, truncated or not HDF5: the reader below says which
-    if isinstance(fmt, bytes):
-        fmt = fmt.decode()
-    reader, table = FILE_KINDS.get(fmt, FILE_KINDS[_io.FORMAT])
+    path = Path(path)
+    if path.is_dir() and (path / "index.h5").is_file():
+        path = path / "index.h5"
+    reader, table = FILE_KINDS.get(file_format(path), FILE_KINDS[_io.FORMAT])
     return reader(path), table
+
+
+def table_for(obj) -> dict:
+    """The figure table of a loaded object (a run, study, sweep, ...)."""
+    from ._convergence import ConvergenceStudy
+    from ._simulate import Simulation
+    from ._studies import Study
+    from ._sweep import SweepResult
+
+    for cls, fmt in (
+        (ConvergenceStudy, _CONVERGENCE_FORMAT),
+        (SweepResult, _SWEEP_FORMAT),
+        (Simulation, _SIMULATION_FORMAT),
+        (Study, _STUDY_FORMAT),
+    ):
+        if isinstance(obj, cls):
+            return FILE_KINDS[fmt][1]
+    return RUN_FIGURES
+
+
+def all_figure_names() -> list[str]:
+    """Every figure name of every kind of file, each once."""
+    names = {}
+    for _, table in FILE_KINDS.values():
+        names.update(dict.fromkeys(table))
+    return list(names)
 
 
 def figure_names(run, table=None) -> list[str]:
@@ -1257,18 +2432,26 @@ def make_figures(run, what=None, *, layers=None, table=None) -> dict[str, "Figur
     for name in what:
         if name not in table:
             raise ConfigError(
-                f"unknown figure '{name}': choose from {', '.join(table)}"
+                f"unknown figure '{name}' for this kind of file: choose from "
+                f"{', '.join(table)}"
             )
         kind = table[name]
         reason = kind.unavailable(run)
         if reason:
             raise ConfigError(
-                f"the {name} figure cannot be drawn for '{run.path}': {reason}; "
-                "ask for the other figures"
+                f"the {name} figure cannot be drawn for '{_name_of(run)}': "
+                f"{reason}; ask for the other figures"
             )
         options = {"layers": layers} if name == "regions" else {}
         figures[name] = kind.make(run, **options)
     return figures
+
+
+def _name_of(obj) -> str:
+    try:
+        return str(_source_path(obj))
+    except ConfigError:
+        return type(obj).__name__
 
 
 def figure_path(out, stem: str, name: str, fmt: str = "png") -> Path:
@@ -1294,11 +2477,13 @@ def save_figure(fig: "Figure", path, *, dpi: int = 90) -> Path:
 def save_figures(
     file, out=None, what=None, *, fmt: str = "png", layers=None, dpi: int = 90
 ) -> list[Path]:
-    """Draw the figures of a run file and write them next to each other.
+    """Draw the figures of a file and write them next to each other.
 
     Parameters
     ----------
-    file : path-like or Run
+    file : path-like or a loaded object
+        A run, study, convergence-study, sweep-index or simulation file (a sweep
+        folder stands for its index), or what :func:`load_file` returns for one.
     out : path-like, optional
         Folder of the images; default the folder of the run file.
     what : sequence of str, optional
@@ -1327,9 +2512,10 @@ def save_figures(
     if isinstance(file, str | Path):
         run, table = load_file(file)
     else:
-        run, table = file, RUN_FIGURES
-    out = Path(run.path).parent if out is None else Path(out)
-    stem = Path(run.path).stem
+        run, table = file, table_for(file)
+    source = _source_path(run)
+    out = source.parent if out is None else Path(out)
+    stem = source.stem
     figures = make_figures(run, what, layers=layers, table=table)
     paths = [figure_path(out, stem, name, fmt) for name in figures]
     for p in paths:
@@ -1347,8 +2533,31 @@ def plot_file(path, what=None, *, layers=None) -> dict[str, "Figure"]:
 
 
 __all__ = [
+    "CONVERGENCE_FIGURES",
     "FILE_KINDS",
     "RUN_FIGURES",
+    "SIMULATION_FIGURES",
+    "SWEEP_FIGURES",
+    "SWEEP_STATUS_COLOURS",
+    "all_figure_names",
+    "file_format",
+    "load_convergence",
+    "load_sweep_index",
+    "plot_convergence",
+    "plot_convergence_adjoint",
+    "plot_convergence_trained",
+    "plot_simulation_controls",
+    "plot_simulation_kernels",
+    "plot_simulation_norms",
+    "plot_simulation_state",
+    "plot_simulation_trajectories",
+    "plot_simulation_widths",
+    "plot_sweep",
+    "plot_sweep_status",
+    "simulation_control_norms",
+    "simulation_labels",
+    "sweep_layout",
+    "table_for",
     "FigureKind",
     "figure_names",
     "level_outputs",
@@ -1376,9 +2585,17 @@ __all__ = [
     "train_states",
 ]
 
-# study files (spacetime study ...) draw their one figure from their analysis file
+# the other kinds of file, by their ``format`` attribute
+from ._convergence import FORMAT as _CONVERGENCE_FORMAT  # noqa: E402
+from ._simulate import FORMAT as _SIMULATION_FORMAT  # noqa: E402
+from ._simulate import load_simulation as _load_simulation  # noqa: E402
 from ._studies import FORMAT as _STUDY_FORMAT  # noqa: E402
 from ._studies import load_study as _load_study  # noqa: E402
 from ._studies import study_figures as _study_figures  # noqa: E402
+from ._sweep import INDEX_FORMAT as _SWEEP_FORMAT  # noqa: E402
 
+# study files (spacetime study ...) draw their one figure from their analysis file
 FILE_KINDS[_STUDY_FORMAT] = (_load_study, _study_figures())
+FILE_KINDS[_CONVERGENCE_FORMAT] = (load_convergence, CONVERGENCE_FIGURES)
+FILE_KINDS[_SWEEP_FORMAT] = (load_sweep_index, SWEEP_FIGURES)
+FILE_KINDS[_SIMULATION_FORMAT] = (_load_simulation, SIMULATION_FIGURES)

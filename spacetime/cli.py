@@ -181,25 +181,35 @@ def _parser() -> argparse.ArgumentParser:
     )
     info.add_argument("file", metavar="FILE")
 
-    from ._plot import RUN_FIGURES
+    from ._plot import (
+        CONVERGENCE_FIGURES,
+        RUN_FIGURES,
+        SIMULATION_FIGURES,
+        SWEEP_FIGURES,
+        all_figure_names,
+    )
 
+    kinds = (
+        f"run files: {', '.join(RUN_FIGURES)}; study files: study; convergence "
+        f"studies: {', '.join(CONVERGENCE_FIGURES)}; sweep indexes: "
+        f"{', '.join(SWEEP_FIGURES)}; simulations: {', '.join(SIMULATION_FIGURES)}"
+    )
     plot = sub.add_parser(
         "plot",
-        help="draw the figures of a run file",
+        help="draw the figures of a run, study, sweep or simulation file",
         description=(
-            "Draw the figures of a run file into <out>/<stem>-<figure>.<format>: "
-            + ", ".join(RUN_FIGURES)
-            + " (the decision regions need two input features)."
+            "Draw the figures of a file into <out>/<stem>-<figure>.<format>, "
+            f"chosen by the kind of file ({kinds}). A sweep folder stands for its "
+            "index.h5; the decision regions need two input features."
         ),
     )
     plot.add_argument("file", metavar="FILE")
     plot.add_argument(
         "--what",
         nargs="+",
-        choices=list(RUN_FIGURES),
+        choices=all_figure_names(),
         metavar="NAME",
-        help="figures to draw (default: all the file can have): "
-        + ", ".join(RUN_FIGURES),
+        help=f"figures to draw (default: all the file can have); {kinds}",
     )
     plot.add_argument(
         "--out", metavar="DIR", help="folder of the images (default: the file's)"
@@ -217,10 +227,12 @@ def _parser() -> argparse.ArgumentParser:
 
     rep = sub.add_parser(
         "report",
-        help="write a Markdown report of a run file with its figures",
+        help="write a Markdown report of a run, study, sweep or simulation file",
         description=(
             "Write <out>/<stem>.md: the headline numbers, the configuration, the "
-            "provenance and the figures (PNG files next to it, linked relatively)."
+            "provenance and the figures (PNG files next to it, linked relatively), "
+            "for a run, study, convergence-study, sweep-index (or sweep folder) or "
+            "simulation file."
         ),
     )
     rep.add_argument("file", metavar="FILE")
