@@ -199,30 +199,42 @@ def dgemm_rate(repeats):
 
 
 @njit(parallel=True, cache=True)
-def _libm_tanh(x, out):
-    for i in prange(x.shape[0]):
-        out[i] = np.tanh(x[i])
+def _libm_tanh(x, out, parts):
+    n = x.shape[0]
+    for c in prange(parts):
+        lo = c * n // parts
+        hi = (c + 1) * n // parts
+        for i in range(lo, hi):
+            out[i] = np.tanh(x[i])
 
 
 @njit(parallel=True, cache=True, error_model="numpy")
-def _kernel_tanh(x, out):
+def _kernel_tanh(x, out, parts):
     n = x.shape[0]
-    chunk = (n + 63) // 64
-    for c in prange(64):
-        for i in range(c * chunk, min(n, (c + 1) * chunk)):
-            out[i] = K._tanh(x[i])
+    for c in prange(parts):
+        lo = c * n // parts
+        hi = (c + 1) * n // parts
+        xs = x[lo:hi]
+        os_ = out[lo:hi]
+        for i in range(xs.shape[0]):
+            os_[i] = K._tanh(xs[i])
 
 
 def tanh_timers(count):
-    """Timed calls of ``count`` tanh: NumPy, Numba's libm loop, the kernels' tanh."""
+    """Timed calls of ``count`` tanh: NumPy, Numba's libm loop, the kernels' tanh.
+
+    The Numba loops split the numbers into one contiguous share per thread, so
+    each thread runs one loop that vectorises (the kernels' tanh) or calls libm.
+    """
     x = np.random.default_rng(1).normal(size=count)
     out = np.empty_like(x)
-    _libm_tanh(x[:64], out[:64])
-    _kernel_tanh(x[:64], out[:64])
+    parts = numba.get_num_threads()
+    _libm_tanh(x[:64], out[:64], parts)
+    _kernel_tanh(x[:64], out[:64], parts)
     return {
         "tanh_numpy": lambda: np.tanh(x, out=out),
-        "tanh_numba": lambda: _libm_tanh(x, out),
-        "tanh_kernel": lambda: _kernel_tanh(x, out),
+        "tanh_numba": lambda: _libm_tanh(x, out, parts),
+        "tanh_kernel": lambda: _kernel_tanh(x, out, parts),
     }
 
 
@@ -379,7 +391,8 @@ def run_case(case, repeats, log):
     theta, p, p0 = problem.split(z)
 
     t = time.perf_counter()
-    f_lib, g_lib = problem(z)
+    with st.single_threaded_blas():
+        f_lib, g_lib = problem(z)
     res["lib_first"] = time.perf_counter() - t
     threads = numba.get_num_threads()
 
@@ -428,7 +441,11 @@ def run_case(case, repeats, log):
     timers.update(tanh_timers(count))
     flops = 3 * forward_flops(case.core, n)
     res["load_before"] = load()
-    res.update(interleaved(timers, repeats))
+    # BLAS held to one thread through the rounds, as spacetime.solve holds it: the
+    # library's own BLAS threads would otherwise spin between its calls. PyTorch's
+    # MKL (linked into libtorch) and XLA's Eigen are not affected by the limit.
+    with st.single_threaded_blas():
+        res.update(interleaved(timers, repeats))
     # dgemm after the others, not in turn with them: OpenBLAS's threads keep
     # spinning for a while after a call and would take cores from the next timer
     gemm = {}
@@ -439,7 +456,8 @@ def run_case(case, repeats, log):
     res["load_after"] = load()
     for name in [k for k in timers if k in ("lib", "torch", "torch_sparse", "jax")]:
         fn = timers[name]
-        res[f"{name}_rss"] = peak_rss_mib(fn)
+        with st.single_threaded_blas():
+            res[f"{name}_rss"] = peak_rss_mib(fn)
     res["gflops"] = flops / res["lib"] / 1e9
     res["dgemm_gflops"] = res["dgemm_flops"] / res["dgemm"] / 1e9
     # one BLAS thread, times the thread count: the rate of perfect scaling
@@ -471,10 +489,12 @@ def scaling(repeats, log):
     Case (a), with all threads and with one; the least of ``repeats`` times per
     size, the least being the least disturbed by other processes.
     """
-    data = _xor(8000)
+    data = _xor(16000)
     out = {}
     threads = numba.get_num_threads()
-    for name, sizes in (("N", [1000, 2000, 4000, 8000]), ("L", [125, 250, 500, 1000])):
+    # from N = 2,000 on every group's blocks are full (128 samples); below, smaller
+    # blocks make a sample dearer and the fitted exponent sublinear
+    for name, sizes in (("N", [2000, 4000, 8000, 16000]), ("L", [125, 250, 500, 1000])):
         for n_threads in (threads, 1):
             numba.set_num_threads(n_threads)
             try:
@@ -484,7 +504,10 @@ def scaling(repeats, log):
                         case = neural_ode_case("", "", _subset(data, size), 200)
                     else:
                         case = neural_ode_case("", "", _subset(data, 2000), size)
-                    ts.append(min_time(lambda case=case: case.problem(case.z), repeats))
+                    with st.single_threaded_blas():
+                        ts.append(
+                            min_time(lambda case=case: case.problem(case.z), repeats)
+                        )
             finally:
                 numba.set_num_threads(threads)
             key = f"{name}{n_threads}"
@@ -519,9 +542,10 @@ def thread_speedup(cases, repeats, log):
             finally:
                 numba.set_num_threads(threads)
 
-        times = interleaved(
-            {"one": one, "all": lambda case=case: case.problem(case.z)}, repeats
-        )
+        with st.single_threaded_blas():
+            times = interleaved(
+                {"one": one, "all": lambda case=case: case.problem(case.z)}, repeats
+            )
         out[case.key] = (times["one"], times["all"], times["one"] / times["all"])
         log(
             f"  {case.key}: 1 thread {fmt_ms(times['one'])} ms, {threads} threads "
