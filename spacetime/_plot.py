@@ -1673,8 +1673,9 @@ def plot_sweep_status(result) -> "Figure":
             if i >= 0:
                 status = cases[i].status
                 grid[r, c] = names.index(status) if status in names else np.nan
-    cmap = ListedColormap(list(SWEEP_STATUS_COLOURS.values()))
-    cmap.set_bad("white")
+    cmap = ListedColormap(list(SWEEP_STATUS_COLOURS.values())).with_extremes(
+        bad="white"
+    )
     fig = _new_figure(
         min(2.6 + 0.7 * len(x_values), 12.0), min(1.8 + 0.35 * len(groups), 12.0)
     )
@@ -2336,17 +2337,16 @@ FILE_KINDS: dict[str, tuple[Callable, dict[str, FigureKind]]] = {
 
 
 def file_format(path) -> str | None:
-    """The HDF5 ``format`` attribute of a file, or None when it has none or
-    cannot be opened (missing, truncated, not HDF5)."""
+    """The HDF5 ``format`` attribute of a file: ``""`` when it has none, None
+    when the file cannot be opened (missing, truncated, not HDF5)."""
     import h5py
 
-    fmt = None
     try:
         with h5py.File(path, "r") as f:
-            fmt = f.attrs.get("format")
+            fmt = f.attrs.get("format", "")
     except (OSError, RuntimeError, ValueError):
         return None
-    return fmt.decode() if isinstance(fmt, bytes) else fmt
+    return fmt.decode() if isinstance(fmt, bytes) else str(fmt)
 
 
 def load_file(path):
@@ -2365,7 +2365,17 @@ def load_file(path):
     path = Path(path)
     if path.is_dir() and (path / "index.h5").is_file():
         path = path / "index.h5"
-    reader, table = FILE_KINDS.get(file_format(path), FILE_KINDS[_io.FORMAT])
+    fmt = file_format(path)
+    if fmt is None:  # missing, truncated or not HDF5: the run reader says which
+        fmt = _io.FORMAT
+    if fmt not in FILE_KINDS:
+        raise RunFileError(
+            f"'{path}' is an HDF5 file of "
+            + (f"format '{fmt}'" if fmt else "no spacetime format")
+            + ", which plot and report do not read: give a run, study, "
+            "convergence-study, sweep-index or simulation file"
+        )
+    reader, table = FILE_KINDS[fmt]
     return reader(path), table
 
 

@@ -403,7 +403,11 @@ def sweep_markdown(result, figures=None, table=None, out=None, max_rows=200) -> 
         lines += [f"- `{c.name}`: {_cell(c.error)}" for c in failed]
         lines.append("")
     lines += _figure_section(figures, table or {})
-    lines += _config_block(str(attrs.get("sweep_config", "")))
+    config = str(attrs.get("sweep_config", ""))
+    # a sweep started from a dict keeps its config as JSON
+    lines += _config_block(
+        config, "json" if config.lstrip().startswith("{") else "toml"
+    )
     lines += [
         "## Index",
         "",
