@@ -43,6 +43,8 @@ FORMAT_VERSION = 1
 
 MODES = ("stage", "left", "mid")
 ERROR_FLOOR = 1e-9  # errors below this are not used in the fits (reference accuracy)
+MAX_REFINEMENTS = 14  # 8 steps doubled 13 times is 65536 steps, the finest allowed
+MAX_STEPS = 2**16  # finest forward grid
 
 _NUMPY_ACTIVATIONS = {
     "tanh": np.tanh,
@@ -897,27 +899,47 @@ class ConvergenceStudy:
         return buf.getvalue()
 
 
+def _choices(names, table, what, option, hint=""):
+    """``names`` as a tuple, each a key of ``table`` and given once, at least one."""
+    if isinstance(names, str):
+        names = (names,)
+    names = tuple(names)
+    if not names:
+        raise ConfigError(
+            f"no {what} given: the list {option} is empty; name at least one of "
+            f"{', '.join(table)}{hint}"
+        )
+    for name in names:
+        lookup(table, name, what)
+    twice = sorted({n for n in names if names.count(n) > 1})
+    if twice:
+        raise ConfigError(
+            f"{what} '{twice[0]}' is given twice in {option}: name each once"
+        )
+    return names
+
+
 def convergence_study(
     out=None,
     *,
     schemes=("euler", "heun", "midpoint", "rk4"),
     fields=("inside", "bottleneck"),
     modes=MODES,
-    first_steps=8,
-    n_refinements=7,
+    first_steps=None,
+    n_refinements=None,
     width=3,
     hidden=2,
     n_samples=4,
     T=1.0,
     trained=True,
     trained_schemes=("euler", "rk4"),
-    trained_levels=4,
-    trained_first_steps=8,
-    trained_samples=100,
-    trained_max_iter=3000,
+    trained_levels=None,
+    trained_first_steps=None,
+    trained_samples=None,
+    trained_max_iter=None,
     trained_seed=3,
     adjoint=True,
-    adjoint_steps=(4, 8, 16, 32, 64),
+    adjoint_steps=None,
     fast=False,
     overwrite=False,
     seed=0,
@@ -934,12 +956,14 @@ def convergence_study(
     schemes, fields, modes : sequences of str
         The forward series: every scheme, field and sampling mode
         (``stage``, ``left``, ``mid``).
-    first_steps, n_refinements : int
-        The forward study uses ``L = first_steps * 2^j``, ``j < n_refinements``.
+    first_steps, n_refinements : int, optional
+        The forward study uses ``L = first_steps * 2^j``, ``j < n_refinements``
+        (default 8 and 7; ``2 <= n_refinements <= 14`` and at most 65536 steps).
     width, hidden, n_samples, T : forward problem sizes (tanh activation).
     trained : bool
         Run the trained study for ``trained_schemes`` at ``trained_levels``
-        doublings of ``trained_first_steps`` layers.
+        doublings of ``trained_first_steps`` layers (default 4 levels from 8
+        layers, 100 samples, at most 3000 iterations).
     adjoint : bool
         Measure the gap between the exact discrete gradient and the continuous
         (optimise-then-discretise) gradient, for every scheme and field, at
@@ -952,32 +976,66 @@ def convergence_study(
         draws a map for which every depth reaches a separating minimum.
     fast : bool
         A quick version: five forward levels from 8 steps, three trained levels of
-        4 to 16 layers on 40 samples.
+        4 to 16 layers on 40 samples, at most 400 iterations, adjoint gaps at 4, 8
+        and 16 steps. Only the sizes left at None take these values: a size that
+        is given is used as it is.
     overwrite : bool
         Replace existing output files.
 
     Returns
     -------
     ConvergenceStudy
+
+    Raises
+    ------
+    ConfigError
+        Before any work, for an empty or unknown name in a list, a name given twice,
+        or a size out of range.
     """
-    for s in schemes:
-        lookup(SCHEMES, s, "time scheme")
-    for s in trained_schemes:
-        lookup(SCHEMES, s, "time scheme")
-    for f in fields:
-        lookup(FIELDS, f, "vector field")
-    for m in modes:
-        if m not in MODES:
-            raise ConfigError(
-                f"unknown sampling mode {m!r}: choose among {', '.join(MODES)}"
-            )
-    if fast:
-        first_steps, n_refinements = 8, 5
-        trained_levels, trained_first_steps, trained_samples = 3, 4, 40
-        trained_max_iter = min(trained_max_iter, 400)
-        adjoint_steps = (4, 8, 16)
-    if n_refinements < 2 or first_steps < 1:
-        raise ConfigError("the study needs n_refinements >= 2 and first_steps >= 1")
+    schemes = _choices(schemes, SCHEMES, "time scheme", "schemes (--schemes)")
+    fields = _choices(fields, FIELDS, "vector field", "fields (--fields)")
+    modes = _choices(modes, dict.fromkeys(MODES), "sampling mode", "modes (--modes)")
+    if trained:
+        trained_schemes = _choices(
+            trained_schemes, SCHEMES, "time scheme",
+            "trained_schemes (--trained-schemes)",
+            hint=" (or skip the trained study: trained = False, --no-trained)",
+        )
+    fast_values = {
+        "first_steps": (first_steps, 8, 8),
+        "n_refinements": (n_refinements, 7, 5),
+        "trained_levels": (trained_levels, 4, 3),
+        "trained_first_steps": (trained_first_steps, 8, 4),
+        "trained_samples": (trained_samples, 100, 40),
+        "trained_max_iter": (trained_max_iter, 3000, 400),
+    }
+    sizes = {}
+    for name, (given, default, quick) in fast_values.items():
+        value = (quick if fast else default) if given is None else given
+        if isinstance(value, bool) or not isinstance(value, (int, np.integer)):
+            raise ConfigError(f"{name} must be an integer, got {value!r}")
+        sizes[name] = int(value)
+    first_steps, n_refinements = sizes["first_steps"], sizes["n_refinements"]
+    trained_levels = sizes["trained_levels"]
+    trained_first_steps = sizes["trained_first_steps"]
+    trained_samples = sizes["trained_samples"]
+    trained_max_iter = sizes["trained_max_iter"]
+    if adjoint_steps is None:
+        adjoint_steps = (4, 8, 16) if fast else (4, 8, 16, 32, 64)
+    if first_steps < 1:
+        raise ConfigError(f"first_steps must be at least 1, got {first_steps}")
+    if not 2 <= n_refinements <= MAX_REFINEMENTS:
+        raise ConfigError(
+            f"n_refinements (--refinements) must be between 2 and {MAX_REFINEMENTS}, "
+            f"got {n_refinements}: the order is fitted to at least two step sizes, "
+            f"and {MAX_REFINEMENTS} step sizes from 8 steps reach {MAX_STEPS} steps"
+        )
+    if first_steps * 2 ** (n_refinements - 1) > MAX_STEPS:
+        raise ConfigError(
+            f"{first_steps} steps refined {n_refinements - 1} times is "
+            f"{first_steps * 2 ** (n_refinements - 1)} steps, more than the "
+            f"{MAX_STEPS} allowed: give fewer refinements or fewer first steps"
+        )
     paths = {}
     if out is not None:
         folder = Path(out)
@@ -991,7 +1049,9 @@ def convergence_study(
             "convergence_trained.png",
             "convergence_adjoint.png",
         ):
-            paths[name] = _io.check_output_path(folder / name, overwrite)
+            paths[name] = _io.check_output_path(
+                folder / name, overwrite, how="--overwrite (overwrite=True in Python)"
+            )
 
     steps = [first_steps * 2**j for j in range(n_refinements)]
     forward = []
@@ -1078,66 +1138,72 @@ def convergence_study(
 
 
 def write_study(study: ConvergenceStudy, paths: dict) -> None:
-    """Write the analysis file, the tables and the figures (each atomically)."""
+    """Write the analysis file, the tables and the figures: all of them or none.
+
+    Every file is written under a temporary name first and the names are changed only
+    when all are complete, so an error (or Ctrl-C) leaves no partial set of files.
+    """
+    with _io.atomic_paths(paths) as tmps:
+        _write_files(study, tmps)
+
+
+def _write_files(study: ConvergenceStudy, paths: dict) -> None:
     import h5py
 
-    with _io.atomic_path(paths["convergence.h5"]) as tmp:
-        with h5py.File(tmp, "w") as f:
-            f.attrs["format"] = FORMAT
-            f.attrs["format_version"] = FORMAT_VERSION
-            f.attrs["settings"] = json.dumps(study.settings)
-            f.attrs["provenance"] = json.dumps(_io.provenance(study.settings["seed"]))
-            fw = f.create_group("forward")
-            for r in study.forward:
-                g = fw.require_group(f"{r.mode}/{r.field}/{r.scheme}")
-                g.create_dataset("n_steps", data=r.n_steps)
-                g.create_dataset("dt", data=r.dt)
-                g.create_dataset("error", data=r.errors)
-                g.attrs["observed_order"] = r.order
-                g.attrs["expected_order"] = r.expected
-                g.attrs["n_fit_points"] = r.n_fit
-            ad = f.create_group("adjoint")
-            for a in study.adjoint:
-                g = ad.require_group(f"{a.field}/{a.scheme}")
-                g.create_dataset("n_steps", data=a.n_steps)
-                g.create_dataset("dt", data=a.dt)
-                g.create_dataset("gap", data=a.gaps)
-                g.attrs["observed_order"] = a.order
-                g.attrs["expected_order"] = SCHEMES[a.scheme].order
-                g.attrs["n_fit_points"] = a.n_fit
-            tr = f.create_group("trained")
-            for t in study.trained:
-                g = tr.create_group(t.scheme)
-                for name in (
-                    "n_steps",
-                    "objective",
-                    "risk",
-                    "grad_norm",
-                    "n_iter",
-                    "objective_diff",
-                    "control_diff",
-                    "objective_rate",
-                    "control_rate",
-                ):
-                    g.create_dataset(name, data=getattr(t, name))
-                ctl = g.create_group("controls")
-                for n, theta in zip(t.n_steps, t.thetas, strict=True):
-                    ctl.create_dataset(f"L{int(n)}", data=theta)
+    with h5py.File(paths["convergence.h5"], "w") as f:
+        f.attrs["format"] = FORMAT
+        f.attrs["format_version"] = FORMAT_VERSION
+        f.attrs["settings"] = json.dumps(study.settings)
+        f.attrs["provenance"] = json.dumps(_io.provenance(study.settings["seed"]))
+        fw = f.create_group("forward")
+        for r in study.forward:
+            g = fw.require_group(f"{r.mode}/{r.field}/{r.scheme}")
+            g.create_dataset("n_steps", data=r.n_steps)
+            g.create_dataset("dt", data=r.dt)
+            g.create_dataset("error", data=r.errors)
+            g.attrs["observed_order"] = r.order
+            g.attrs["expected_order"] = r.expected
+            g.attrs["n_fit_points"] = r.n_fit
+        ad = f.create_group("adjoint")
+        for a in study.adjoint:
+            g = ad.require_group(f"{a.field}/{a.scheme}")
+            g.create_dataset("n_steps", data=a.n_steps)
+            g.create_dataset("dt", data=a.dt)
+            g.create_dataset("gap", data=a.gaps)
+            g.attrs["observed_order"] = a.order
+            g.attrs["expected_order"] = SCHEMES[a.scheme].order
+            g.attrs["n_fit_points"] = a.n_fit
+        tr = f.create_group("trained")
+        for t in study.trained:
+            g = tr.create_group(t.scheme)
+            for name in (
+                "n_steps",
+                "objective",
+                "risk",
+                "grad_norm",
+                "n_iter",
+                "objective_diff",
+                "control_diff",
+                "objective_rate",
+                "control_rate",
+            ):
+                g.create_dataset(name, data=getattr(t, name))
+            ctl = g.create_group("controls")
+            for n, theta in zip(t.n_steps, t.thetas, strict=True):
+                ctl.create_dataset(f"L{int(n)}", data=theta)
     for name, text in (
         ("convergence.csv", study.csv()),
         ("convergence.md", study.table()),
     ):
-        with _io.atomic_path(paths[name]) as tmp:
-            tmp.write_text(text, encoding="utf-8")
+        paths[name].write_text(text, encoding="utf-8")
     _figure_forward(study, paths["convergence_forward.png"])
     _figure_trained(study, paths["convergence_trained.png"])
     _figure_adjoint(study, paths["convergence_adjoint.png"])
 
 
 def _save_png(fig, path):
-    with _io.atomic_path(path) as tmp:
-        with open(tmp, "wb") as fh:
-            fig.savefig(fh, format="png", dpi=110)
+    with open(path, "wb") as fh:
+        fig.savefig(fh, format="png", dpi=110)
 
 
 def _figure_forward(study, path):

@@ -28,8 +28,16 @@ FORMAT_VERSION = 1
 # Paths
 
 
-def check_output_path(path, overwrite=False) -> Path:
+def check_output_path(
+    path, overwrite=False, how="--overwrite (save.overwrite = true)"
+) -> Path:
     """Refuse, before any work is done, an output path that cannot be written.
+
+    Parameters
+    ----------
+    how : str
+        The option, or config key, that allows replacing a file, as the message to
+        the user names it (the run's by default).
 
     Raises
     ------
@@ -43,7 +51,7 @@ def check_output_path(path, overwrite=False) -> Path:
     if path.exists() and not overwrite:
         raise RunFileError(
             f"output file '{path}' exists already: choose another path, or pass "
-            "--overwrite (save.overwrite = true) to replace it"
+            f"{how} to replace it"
         )
     parent = path.parent
     ancestor = parent
@@ -108,6 +116,63 @@ class atomic_path:
                 self.tmp.unlink()
             except FileNotFoundError:
                 pass
+        return False
+
+
+class atomic_paths:
+    """Context manager for several files written together: all or none.
+
+    Gives a dict of temporary paths, one per key of ``paths``; on success every
+    temporary file replaces its target, on an error every temporary file is removed,
+    and so is every folder the context created that is still empty, so that a failure
+    leaves the output folder as it was.
+    """
+
+    def __init__(self, paths: dict):
+        self.paths = {k: Path(v) for k, v in paths.items()}
+        self.tmps = {}
+        self.created = []
+
+    def __enter__(self) -> dict:
+        for path in self.paths.values():
+            missing = []
+            folder = path.parent
+            while not folder.exists() and folder.parent != folder:
+                missing.append(folder)
+                folder = folder.parent
+            try:
+                path.parent.mkdir(parents=True, exist_ok=True)
+            except OSError as err:
+                self._clean()
+                raise RunFileError(
+                    f"cannot create folder '{path.parent}': {err.strerror}; "
+                    "choose another output path"
+                ) from None
+            self.created.extend(missing)
+        self.tmps = {
+            k: p.with_name(f".{p.name}.tmp-{os.getpid()}")
+            for k, p in self.paths.items()
+        }
+        return dict(self.tmps)
+
+    def _clean(self):
+        for tmp in self.tmps.values():
+            try:
+                tmp.unlink()
+            except FileNotFoundError:
+                pass
+        for folder in self.created:  # deepest first, as they were found
+            try:
+                folder.rmdir()
+            except OSError:
+                pass
+
+    def __exit__(self, exc_type, exc, tb):
+        if exc_type is None:
+            for key, tmp in self.tmps.items():
+                os.replace(tmp, self.paths[key])
+        else:
+            self._clean()
         return False
 
 

@@ -350,10 +350,10 @@ def _parser() -> argparse.ArgumentParser:
     )
     conv.add_argument(
         "--refinements",
-        type=int,
-        default=7,
+        type=_number(int, 2),
         metavar="N",
-        help="number of step sizes, 8 steps doubled N - 1 times (default 7)",
+        help="number of step sizes, 8 steps doubled N - 1 times, 2 to 14 "
+        "(default 7, with --fast 5)",
     )
     conv.add_argument(
         "--trained-schemes",

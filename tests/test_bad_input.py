@@ -556,3 +556,56 @@ def test_command_process_prints_one_line_and_exits_2(tmp_path, make, expected):
     assert len(lines) == 1, proc.stderr
     assert expected in lines[0]
     assert _snapshot(tmp_path) == before
+
+
+# ---------------------------------------------------------------------------
+# spacetime study convergence
+
+
+@pytest.mark.parametrize(
+    ("option", "value", "expected"),
+    [
+        ("--schemes", ",", "no time scheme given: the list schemes (--schemes)"),
+        ("--schemes", " , ", "no time scheme given"),
+        ("--fields", ",", "no vector field given: the list fields (--fields)"),
+        ("--modes", ",", "no sampling mode given: the list modes (--modes)"),
+        ("--trained-schemes", ",", "--no-trained"),
+        ("--schemes", "rk4,euler,rk4", "'rk4' is given twice in schemes"),
+        ("--modes", "mid,mid", "'mid' is given twice in modes"),
+        ("--schemes", "euler,rk5", "did you mean 'rk4'?"),
+        ("--refinements", "15", "must be between 2 and 14, got 15"),
+        ("--refinements", "1000000", "must be between 2 and 14"),
+    ],
+)
+@pytest.mark.parametrize("fast", [False, True])
+def test_convergence_study_bad_list_or_size_is_refused_before_any_work(
+    capsys, work, option, value, expected, fast
+):
+    args = ["study", "convergence", "-o", "out/conv", option, value]
+    line = _fails_cleanly(capsys, work, args + (["--fast"] if fast else []))
+    assert line.startswith("spacetime: error: ")
+    assert expected in line
+
+
+@pytest.mark.parametrize("value", ["1", "0", "-3", "two"])
+def test_convergence_study_refinements_below_two_is_a_usage_error(
+    capsys, work, value
+):
+    before = _snapshot(work)
+    with pytest.raises(SystemExit) as exit_info:
+        main(["study", "convergence", "-o", "out/conv", "--refinements", value])
+    assert exit_info.value.code == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1
+    assert "argument --refinements" in err
+    assert _snapshot(work) == before
+
+
+def test_convergence_study_existing_files_name_the_option_that_exists(tmp_path):
+    (tmp_path / "convergence.md").write_text("kept")
+    with pytest.raises(spacetime.RunFileError) as info:
+        spacetime.convergence_study(tmp_path, schemes=("euler",))
+    message = str(info.value)
+    assert "--overwrite" in message
+    assert "save.overwrite" not in message  # a run's key: studies have none
+    assert (tmp_path / "convergence.md").read_text() == "kept"

@@ -9,6 +9,7 @@ import pytest
 
 import grids
 import spacetime
+import spacetime._convergence
 from spacetime import SCHEMES
 from spacetime._convergence import (
     SmoothControls,
@@ -149,3 +150,48 @@ def test_unknown_scheme_is_refused_before_any_work(tmp_path):
     with pytest.raises(spacetime.ConfigError, match="did you mean 'rk4'"):
         spacetime.convergence_study(tmp_path / "x", schemes=("rk5",))
     assert not (tmp_path / "x").exists()
+
+
+def test_fast_study_keeps_the_number_of_refinements_given(tmp_path, capsys):
+    out = tmp_path / "conv"
+    argv = ["study", "convergence", "-o", str(out), "--fast", "--no-trained",
+            "--no-adjoint", "--schemes", "euler", "--fields", "inside",
+            "--modes", "stage", "--refinements", "3", "-q"]
+    assert main(argv) == 0
+    with h5py.File(out / "convergence.h5") as f:
+        assert list(f["forward/stage/inside/euler/n_steps"][:]) == [8, 16, 32]
+    # without --refinements, --fast takes 5 levels and the full study 7
+    quick = spacetime.convergence_study(
+        schemes=("euler",), fields=("inside",), modes=("stage",), trained=False,
+        adjoint=False, fast=True,
+    )
+    assert list(quick.forward[0].n_steps) == [8 * 2**j for j in range(5)]
+    full = spacetime.convergence_study(
+        schemes=("euler",), fields=("inside",), modes=("stage",), trained=False,
+        adjoint=False, n_refinements=2,
+    )
+    assert list(full.forward[0].n_steps) == [8, 16]
+
+
+def test_failure_while_writing_leaves_no_partial_files(tmp_path, monkeypatch):
+    def broken(study, path):
+        raise RuntimeError("figure failed")
+
+    monkeypatch.setattr(spacetime._convergence, "_figure_adjoint", broken)
+    out = tmp_path / "new" / "conv"
+    with pytest.raises(RuntimeError, match="figure failed"):
+        spacetime.convergence_study(
+            out, schemes=("euler",), fields=("inside",), modes=("stage",),
+            trained=False, adjoint=False, n_refinements=2,
+        )
+    assert list(tmp_path.iterdir()) == []  # not even the folders it made
+    # files that were there before stay as they were
+    out.mkdir(parents=True)
+    (out / "convergence.md").write_text("old table")
+    with pytest.raises(RuntimeError, match="figure failed"):
+        spacetime.convergence_study(
+            out, schemes=("euler",), fields=("inside",), modes=("stage",),
+            trained=False, adjoint=False, n_refinements=2, overwrite=True,
+        )
+    assert sorted(p.name for p in out.iterdir()) == ["convergence.md"]
+    assert (out / "convergence.md").read_text() == "old table"
