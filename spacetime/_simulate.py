@@ -617,7 +617,7 @@ def simulate(
             "which the controls are evaluated"
         )
     if path is not None:
-        path = _io.check_output_path(Path(path), overwrite)
+        path = _io.check_output_path(Path(path), overwrite, how="overwrite=True")
     dim = network.moving.dim
     w_fun = _as_function(w, "w", dim, "w")
     b_fun = _as_function(b, "b", dim, "b")
@@ -938,7 +938,9 @@ def run_simulation(
     path = Path(out) if out is not None else Path(s["out"])
     if overwrite is None:
         overwrite = s["overwrite"]
-    _io.check_output_path(path, overwrite)
+    _io.check_output_path(
+        path, overwrite, how="--overwrite (simulate.overwrite = true)"
+    )
     _set_threads(config["threads"])
 
     if s["inputs"]:

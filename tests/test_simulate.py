@@ -380,7 +380,9 @@ def test_cli_simulate_writes_the_solution(tmp_path, capsys):
         assert f["model"].attrs["kind"] == "spacetime"
     # a second run refuses to overwrite unless asked
     assert main(["simulate", str(cfg)]) == 2
-    assert "exists already" in capsys.readouterr().err
+    err = capsys.readouterr().err
+    assert "exists already" in err
+    assert "--overwrite (simulate.overwrite = true)" in err  # the key of simulate
     assert main(["simulate", str(cfg), "--overwrite", "-q"]) == 0
 
 
