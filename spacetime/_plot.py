@@ -2457,6 +2457,15 @@ def make_figures(run, what=None, *, layers=None, table=None) -> dict[str, "Figur
     return figures
 
 
+def file_stem(obj) -> str:
+    """The stem of the names of a loaded file's figures and report: the file's
+    name without ``.h5``; for a sweep index, the sweep folder's name."""
+    source = _source_path(obj)
+    if hasattr(obj, "index_path") and source.name == "index.h5":
+        return source.parent.name
+    return source.stem
+
+
 def _name_of(obj) -> str:
     try:
         return str(_source_path(obj))
@@ -2507,7 +2516,8 @@ def save_figures(
     Returns
     -------
     list of Path
-        ``out / "<stem>-<name>.<fmt>"`` for each figure, in order.
+        ``out / "<stem>-<name>.<fmt>"`` for each figure, in order (the stem of
+        a sweep index is the sweep folder's name).
 
     Raises
     ------
@@ -2525,7 +2535,7 @@ def save_figures(
         run, table = file, table_for(file)
     source = _source_path(run)
     out = source.parent if out is None else Path(out)
-    stem = source.stem
+    stem = file_stem(run)
     figures = make_figures(run, what, layers=layers, table=table)
     paths = [figure_path(out, stem, name, fmt) for name in figures]
     for p in paths:
@@ -2551,6 +2561,7 @@ __all__ = [
     "SWEEP_STATUS_COLOURS",
     "all_figure_names",
     "file_format",
+    "file_stem",
     "load_convergence",
     "load_sweep_index",
     "plot_convergence",

@@ -21,6 +21,7 @@ from ._plot import (
     _source_path,
     check_dpi,
     figure_path,
+    file_stem,
     load_file,
     make_figures,
     model_line,
@@ -529,7 +530,7 @@ def write_report(file, out=None, *, layers=None, dpi: int = 90) -> Path:
     run, table = load_file(file)
     source = _source_path(run)
     out = source.parent if out is None else Path(out)
-    stem = source.stem
+    stem = file_stem(run)
     md_path = out / f"{stem}.md"
     figures = make_figures(run, layers=layers, table=table)
     paths = {name: figure_path(out, stem, name, "png") for name in figures}

@@ -406,7 +406,7 @@ def test_cli_plot_draws_every_figure_of_each_kind(
             conv_file,
             ["convergence-adjoint", "convergence-orders", "convergence-trained"],
         ),
-        (sweep_folder, ["index-cases", "index-status"]),
+        (sweep_folder, ["spheres-T-cases", "spheres-T-status"]),
         (
             sim_files["moving"],
             [
@@ -486,6 +486,7 @@ def test_convergence_report_lists_the_observed_orders(conv_file, tmp_path):
 
 def test_sweep_report_links_every_case_file_and_its_status(sweep_folder, tmp_path):
     md = _report.write_report(sweep_folder, tmp_path / "rep")
+    assert md.name == "spheres-T.md"
     text = _links_exist(md)
     result = spacetime.load_sweep(sweep_folder)
     for case in result:
