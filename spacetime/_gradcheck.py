@@ -1,8 +1,12 @@
 """Checking a problem's gradient against finite differences of its objective."""
 
+import math
+import numbers
 from dataclasses import dataclass
 
 import numpy as np
+
+from ._errors import ConfigError
 
 
 @dataclass(frozen=True)
@@ -46,14 +50,19 @@ def check_gradient(problem, z=None, *, n_directions=8, step=1e-4, seed=0):
     z : ndarray, shape (n_variables,), optional
         Where to check; default a seeded random starting point.
     n_directions : int
-        Number of random unit directions ``v``.
+        Number of random unit directions ``v``, at least 1.
     step : float
-        Finite-difference step ``h`` along ``v``.
+        Finite-difference step ``h > 0`` along ``v``.
     seed : int
 
     Returns
     -------
     GradientCheck
+
+    Raises
+    ------
+    ConfigError
+        For ``n_directions < 1`` or a step that is not a finite positive number.
 
     Notes
     -----
@@ -66,6 +75,25 @@ def check_gradient(problem, z=None, *, n_directions=8, step=1e-4, seed=0):
     Directions are avoided nowhere: near a kink of ReLU-type activations or of the lp
     loss with p = 1 the difference quotient is not a derivative.
     """
+    if (
+        isinstance(n_directions, bool)
+        or not isinstance(n_directions, numbers.Integral)
+        or n_directions < 1
+    ):
+        raise ConfigError(
+            f"n_directions must be an integer >= 1, got {n_directions!r}: the check "
+            "compares the gradient along that many random directions"
+        )
+    if not (
+        isinstance(step, numbers.Real)
+        and not isinstance(step, bool)
+        and math.isfinite(step)
+        and step > 0
+    ):
+        raise ConfigError(
+            f"step must be a finite number > 0, got {step!r}: the finite-difference "
+            "step h, e.g. 1e-4"
+        )
     rng = np.random.default_rng(seed)
     if z is None:
         z = problem.initial_point(seed, 0.5)

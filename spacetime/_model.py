@@ -1,6 +1,8 @@
 """Finite-width neural ODEs: the model description and its parameters."""
 
 import dataclasses
+import math
+import numbers
 from dataclasses import dataclass
 
 import numpy as np
@@ -57,6 +59,30 @@ class NeuralODE:
     _core: Core = dataclasses.field(init=False, repr=False)
 
     def __post_init__(self):
+        if not isinstance(self.time, grids.TimeGrid):
+            raise ConfigError(
+                f"time must be a grids.TimeGrid, got {type(self.time).__name__} "
+                f"{self.time!r}: build the time levels with grids.time_grid(T, "
+                "n_steps), e.g. NeuralODE(2, 3, grids.time_grid(1.0, 10))"
+            )
+        for name, low in (("n_inputs", 1), ("width", 1), ("hidden", 0)):
+            value = getattr(self, name)
+            if (
+                isinstance(value, bool)
+                or not isinstance(value, numbers.Integral)
+                or value < low
+            ):
+                raise ConfigError(
+                    f"{name} must be an integer >= {low}, got {value!r}"
+                )
+            object.__setattr__(self, name, int(value))
+        if not (
+            isinstance(self.leaky_slope, numbers.Real)
+            and math.isfinite(self.leaky_slope)
+        ):
+            raise ConfigError(
+                f"leaky_slope must be a finite number, got {self.leaky_slope!r}"
+            )
         if self.width < self.n_inputs:
             raise ConfigError(
                 f"model width {self.width} is below the number of input features "

@@ -306,15 +306,59 @@ class Problem:
 
     # -- objective --------------------------------------------------------
 
+    def variables(self, z) -> np.ndarray:
+        """``z`` as a float64 vector, checked against the problem's variables.
+
+        Raises
+        ------
+        ConfigError
+            When ``z`` is not a vector of ``n_variables`` finite numbers.
+        """
+        try:
+            z = np.ascontiguousarray(z, dtype=np.float64)
+        except (TypeError, ValueError):
+            raise ConfigError(
+                f"the variables z must be an array of numbers, got "
+                f"{type(z).__name__}: pass a vector such as problem.initial_point()"
+            ) from None
+        self._check_shape(z)
+        if not np.all(np.isfinite(z)):
+            bad = int(np.count_nonzero(~np.isfinite(z)))
+            raise ConfigError(
+                f"the variables z hold NaN or inf at {bad} of their {z.size} entries: "
+                "the objective is defined only at finite values; look for where z "
+                "was computed"
+            )
+        return z
+
+    def _check_shape(self, z):
+        n = self.n_variables
+        if z.shape != (n,):
+            parts = f"{self.model.n_params} controls"
+            if self.train_output:
+                parts += f", then the {self.p.size + self.p0.size} entries of p and p0"
+            raise ConfigError(
+                f"the variables z have shape {z.shape}, the problem has {n} "
+                f"({parts}): pass a vector of length {n}, such as "
+                "problem.initial_point() or problem.join(theta)"
+            )
+
     def value_and_grad(self, z: np.ndarray):
-        """The objective ``J(z)`` and its exact gradient, shape (n_variables,)."""
-        value, grad, _ = self._evaluate(z)
+        """The objective ``J(z)`` and its exact gradient, shape (n_variables,).
+
+        Raises
+        ------
+        ConfigError
+            When ``z`` is not a vector of ``n_variables`` finite numbers.
+        """
+        value, grad, _ = self._evaluate(self.variables(z))
         return value, grad
 
     __call__ = value_and_grad
 
     def _evaluate(self, z):
         z = np.ascontiguousarray(z, dtype=np.float64)
+        self._check_shape(z)
         theta, p, p0 = self.split(z)
         core = self.model.core
         risk, g_theta, g_p, g_p0, yhat, running = risk_and_grad(
@@ -344,6 +388,7 @@ class Problem:
 
     def evaluate(self, z: np.ndarray) -> dict:
         """Objective, risk, control norm, predictions and accuracy at ``z``."""
+        z = self.variables(z)
         value, grad, info = self._evaluate(z)
         theta = self.split(z)[0]
         return {
@@ -358,7 +403,7 @@ class Problem:
 
     def predict(self, z: np.ndarray, x: np.ndarray) -> np.ndarray:
         """Outputs ``P x(T)`` for new inputs, shape (n_samples, n_outputs)."""
-        theta, p, p0 = self.split(np.asarray(z, dtype=np.float64))
+        theta, p, p0 = self.split(self.variables(z))
         return predict(self.model, theta, p, p0, x)
 
 

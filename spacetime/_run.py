@@ -19,7 +19,7 @@ import grids
 from . import _io
 from ._config import dump, validate
 from ._data import load_dataset
-from ._errors import ConfigError, RunFileError
+from ._errors import ConfigError, DataError, RunFileError
 from ._model import NeuralODE
 from ._problem import Problem, accuracy, predict
 from ._solve import History, Result, solve
@@ -547,6 +547,7 @@ class Run:
         self.shift = rec["data"]["shift"]
         self.scale = rec["data"]["scale"]
         data = rec["data"]["attrs"]
+        self.n_features = int(data["n_features"])
         shape = tuple(int(v) for v in np.atleast_1d(data.get("image_shape", [])))
         inputs = SimpleNamespace(
             n_features=int(data["n_features"]), image_shape=shape or None
@@ -579,10 +580,35 @@ class Run:
         Returns
         -------
         ndarray, shape (n_samples, n_outputs)
+
+        Raises
+        ------
+        DataError
+            When ``x`` is not numbers with the training data's number of features
+            per sample, or holds NaN or inf.
         """
-        x = np.asarray(x, dtype=np.float64)
+        n = self.n_features
+        try:
+            x = np.asarray(x, dtype=np.float64)
+        except (TypeError, ValueError):
+            raise DataError(
+                f"inputs must be an array of numbers of shape (n_samples, {n}), got "
+                f"{type(x).__name__}"
+            ) from None
         if x.ndim == 1:
             x = x[None, :]
+        if x.ndim != 2 or x.shape[1] != n:
+            raise DataError(
+                f"inputs have shape {x.shape}, but the run was trained on {n} "
+                f"features: pass an array of shape (n_samples, {n}), one row per "
+                "sample with the columns of the training data"
+            )
+        if not np.all(np.isfinite(x)):
+            rows = int(np.count_nonzero(~np.all(np.isfinite(x), axis=1)))
+            raise DataError(
+                f"inputs hold NaN or inf in {rows} of {x.shape[0]} samples: remove "
+                "or impute them before predicting"
+            )
         if not standardized:
             x = (x - self.shift) / self.scale
         return predict(self.model, self.theta, self.p, self.p0, x)

@@ -609,3 +609,109 @@ def test_convergence_study_existing_files_name_the_option_that_exists(tmp_path):
     assert "--overwrite" in message
     assert "save.overwrite" not in message  # a run's key: studies have none
     assert (tmp_path / "convergence.md").read_text() == "kept"
+
+
+# ---------------------------------------------------------------------------
+# Misuses of the Python API: a spacetime error that says what to do
+
+
+def _small_problem(train_output=True):
+    import grids
+
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=(10, 2))
+    y = (x[:, 0] > 0).astype(int)
+    model = spacetime.NeuralODE(2, 3, grids.time_grid(1.0, 4))
+    return spacetime.Problem(model, x, y, loss="logistic", train_output=train_output)
+
+
+@pytest.mark.parametrize("n_columns", [1, 3])
+def test_predict_with_the_wrong_number_of_features_names_the_right_one(
+    finished_run, n_columns
+):
+    run = spacetime.load_run(finished_run)
+    assert run.predict(np.zeros((4, 2))).shape == (4, 2)  # 2 features, 2 classes
+    for standardized in (False, True):
+        with pytest.raises(spacetime.DataError, match=r"trained on 2 features") as info:
+            run.predict(np.zeros((4, n_columns)), standardized=standardized)
+        assert "(n_samples, 2)" in str(info.value)
+    with pytest.raises(spacetime.DataError, match="trained on 2 features"):
+        run.predict(np.zeros((4, 2, 1)))
+
+
+def test_predict_refuses_non_finite_or_non_numeric_inputs(finished_run):
+    run = spacetime.load_run(finished_run)
+    x = np.zeros((5, 2))
+    x[1, 0] = np.nan
+    x[3, 1] = np.inf
+    with pytest.raises(spacetime.DataError, match="NaN or inf in 2 of 5 samples"):
+        run.predict(x)
+    with pytest.raises(spacetime.DataError, match="array of numbers"):
+        run.predict([["a", "b"]])
+
+
+@pytest.mark.parametrize("train_output", [True, False])
+@pytest.mark.parametrize("change", [-1, 1])
+def test_problem_called_with_z_of_the_wrong_length_names_the_length(
+    train_output, change
+):
+    problem = _small_problem(train_output)
+    n = problem.n_variables
+    assert n == 4 * 12 + (4 if train_output else 0)
+    z = problem.initial_point()
+    problem(z)  # the right length works
+    wrong = np.resize(z, n + change)
+    for call in (problem, problem.value_and_grad, problem.evaluate,
+                 lambda v: problem.predict(v, np.zeros((2, 2)))):
+        with pytest.raises(spacetime.ConfigError, match=f"length {n}") as info:
+            call(wrong)
+        assert f"shape ({n + change},)" in str(info.value)
+    with pytest.raises(spacetime.ConfigError, match=f"length {n}"):
+        problem(z[None, :])
+
+
+def test_problem_called_with_nan_in_z_is_refused():
+    problem = _small_problem()
+    z = problem.initial_point()
+    z[[3, 7]] = [np.nan, -np.inf]
+    with pytest.raises(spacetime.ConfigError, match="NaN or inf at 2 of their 52"):
+        problem(z)
+
+
+@pytest.mark.parametrize("n_directions", [0, -2, 2.5, True])
+def test_check_gradient_needs_at_least_one_direction(n_directions):
+    with pytest.raises(spacetime.ConfigError, match="n_directions must be an integer"):
+        spacetime.check_gradient(_small_problem(), n_directions=n_directions)
+
+
+@pytest.mark.parametrize("step", [0, 0.0, -1e-4, np.nan, np.inf, "1e-4"])
+def test_check_gradient_needs_a_positive_finite_step(step):
+    with pytest.raises(spacetime.ConfigError, match="step must be a finite number > 0"):
+        spacetime.check_gradient(_small_problem(), step=step)
+
+
+def test_check_gradient_with_valid_arguments_still_agrees():
+    check = spacetime.check_gradient(_small_problem(), n_directions=1, step=1e-3)
+    assert check.errors.shape == (1,)
+    assert check.worst < 1e-6
+
+
+@pytest.mark.parametrize(
+    ("args", "kwargs", "expected"),
+    [
+        ((2, 3, 5), {}, r"time must be a grids.TimeGrid, got int 5: .*time_grid"),
+        ((2, 3, [0.0, 0.5, 1.0]), {}, "time must be a grids.TimeGrid, got list"),
+        ((2.5, 3, None), {}, r"n_inputs must be an integer >= 1, got 2.5"),
+        ((0, 3, None), {}, r"n_inputs must be an integer >= 1, got 0"),
+        ((2, "3", None), {}, r"width must be an integer >= 1, got '3'"),
+        ((2, 3, None), {"field": "bottleneck", "hidden": -1}, "hidden must be"),
+        ((2, 3, None), {"leaky_slope": np.nan}, "leaky_slope must be a finite"),
+    ],
+)
+def test_neural_ode_with_arguments_of_the_wrong_kind_is_refused(args, kwargs, expected):
+    import grids
+
+    if args[2] is None:
+        args = (*args[:2], grids.time_grid(1.0, 4))
+    with pytest.raises(spacetime.ConfigError, match=expected):
+        spacetime.NeuralODE(*args, **kwargs)
