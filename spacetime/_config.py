@@ -338,13 +338,17 @@ def _unknown(where: str, name: str, valid) -> ConfigError:
     )
 
 
-def validate(raw: dict) -> dict:
+def validate(raw: dict, *, stored: bool = False) -> dict:
     """Check a configuration and fill in defaults.
 
     Parameters
     ----------
     raw : dict
         Nested dictionaries as read from TOML; missing keys take their defaults.
+    stored : bool
+        The config was read back from a file written earlier: ``[spacetime]`` keys
+        set for a neural ODE, which earlier versions accepted and ignored, are
+        accepted (and still ignored) instead of refused.
 
     Returns
     -------
@@ -355,7 +359,9 @@ def validate(raw: dict) -> dict:
     ------
     ConfigError
         For an unknown section or key (with the closest valid name), a value of the
-        wrong type, or a value out of range.
+        wrong type, a value out of range, or a key the chosen model does not use
+        (``model.width`` for a space-time network, a ``[spacetime]`` key that
+        differs from its default for a neural ODE).
     """
     if not isinstance(raw, dict):
         raise ConfigError("a configuration must be a table of sections and keys")
@@ -427,6 +433,21 @@ def validate(raw: dict) -> dict:
                     f"spacetime.widths entry {entry!r} must be [t_start, n] or "
                     "[t_start, n0, n1] with whole numbers n >= 1"
                 )
+    elif not stored:
+        unused = [
+            name
+            for name, key in SCHEMA["spacetime"].items()
+            if out["spacetime"][name] != key.default
+        ]
+        if unused:
+            names = " and ".join(f"spacetime.{k}" for k in unused)
+            verb, it = ("is", "it") if len(unused) == 1 else ("are", "them")
+            raise ConfigError(
+                f"{names} {verb} for model.kind = 'spacetime', but model.kind is "
+                f"'{model['kind']}', which would ignore {it}: set model.kind = "
+                f"'spacetime' in [model] to train a space-time network, or remove "
+                f"{names}"
+            )
     if out["problem"]["loss"] == "logistic" and data["task"] == "regression":
         raise ConfigError(
             "problem.loss = 'logistic' needs classes but data.task is 'regression': "

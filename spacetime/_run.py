@@ -355,7 +355,7 @@ def train(
                 f"run file '{resume}' is finished ({previous['status']}); there is "
                 "nothing to resume: start a new run with a larger optimizer.max_iter"
             )
-        config = validate(previous["config"])
+        config = validate(previous["config"], stored=True)
         config_text = previous["config_text"]
         if out is None:
             out = resume
@@ -374,7 +374,8 @@ def train(
         config["threads"] = int(threads)
     if trajectories is not None:
         config["save"]["trajectories"] = bool(trajectories)
-    config = validate(config)  # the overrides obey the same ranges as the file
+    # the overrides obey the same ranges as the file
+    config = validate(config, stored=previous is not None)
 
     path = None
     if save:
@@ -532,7 +533,7 @@ class Run:
         rec = _io.read_run(path)
         self.record = rec
         self.status = rec["status"]
-        self.config = validate(rec["config"])
+        self.config = validate(rec["config"], stored=True)
         self.config_text = rec["config_text"]
         self.provenance = rec["provenance"]
         self.history = rec["history"]

@@ -715,3 +715,58 @@ def test_neural_ode_with_arguments_of_the_wrong_kind_is_refused(args, kwargs, ex
         args = (*args[:2], grids.time_grid(1.0, 4))
     with pytest.raises(spacetime.ConfigError, match=expected):
         spacetime.NeuralODE(*args, **kwargs)
+
+
+# ---------------------------------------------------------------------------
+# Keys the chosen model does not use
+
+
+@pytest.mark.parametrize(
+    ("extra", "named"),
+    [
+        ('rule = "trapezoid"', "spacetime.rule is for model.kind = 'spacetime'"),
+        ("widths = [[0.0, 5]]", "spacetime.widths is"),
+        ("l2_coordinates = true", "spacetime.l2_coordinates is"),
+        (
+            'transfer = "l2"\ntransfer_order = 5',
+            "spacetime.transfer and spacetime.transfer_order are",
+        ),
+    ],
+)
+def test_spacetime_keys_for_a_neural_ode_are_refused(capsys, work, extra, named):
+    cfg = _write(work, TINY + f"\n[spacetime]\n{extra}\n")
+    line = _fails_cleanly(capsys, work, ["run", cfg, "--out", "out/r.h5"])
+    assert named in line
+    assert "model.kind is 'neural_ode'" in line
+    assert "set model.kind = 'spacetime' in [model]" in line
+    assert "or remove spacetime." in line
+
+
+def test_spacetime_keys_at_their_defaults_or_with_kind_spacetime_are_accepted():
+    default = spacetime.validate({"spacetime": {"rule": "midpoint", "widths": []}})
+    assert default["model"]["kind"] == "neural_ode"
+    used = spacetime.validate(
+        {"model": {"kind": "spacetime"}, "spacetime": {"rule": "trapezoid"}}
+    )
+    assert used["spacetime"]["rule"] == "trapezoid"
+    spacetime.validate(spacetime.default_config())
+    spacetime._config.default_experiment()
+
+
+def test_run_file_whose_config_has_ignored_spacetime_keys_still_loads(
+    tmp_path, finished_run
+):
+    """Files written before the refusal keep loading: the keys were ignored then."""
+    import json
+
+    path = tmp_path / "old.h5"
+    path.write_bytes(finished_run.read_bytes())
+    with h5py.File(path, "r+") as f:
+        config = json.loads(f["config"].attrs["json"])
+        assert config["model"]["kind"] == "neural_ode"
+        config["spacetime"]["rule"] = "trapezoid"
+        f["config"].attrs["json"] = json.dumps(config, sort_keys=True)
+    run = spacetime.load_run(path)
+    assert run.config["spacetime"]["rule"] == "trapezoid"
+    expected = spacetime.load_run(finished_run).predict(np.ones((1, 2)))
+    np.testing.assert_array_equal(run.predict(np.ones((1, 2))), expected)
