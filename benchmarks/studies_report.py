@@ -58,7 +58,7 @@ TURNPIKE = {
         "tracking_p": 1.0,
         "tracking_smoothing": 1e-3,
     },
-    "optimizer": {"max_iter": 10000, "gtol": 1e-9, "ftol": 1e-15},
+    "optimizer": {"max_iter": 50000, "gtol": 1e-9, "ftol": 1e-15},
     "save": {"trajectories": False},
 }
 

@@ -28,6 +28,8 @@ import io
 import json
 import logging
 import math
+import os
+import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -1354,6 +1356,334 @@ def rescaling_study(
 # F4: turnpike
 
 
+# ---------------------------------------------------------------------------
+# The turnpike warm start
+
+
+def turnpike_controls(controls, nodes_from, nodes_to, hold="zero"):
+    """A longer (or shorter) horizon's controls that keep the arcs of a solution.
+
+    Parameters
+    ----------
+    controls : dict or list of dict
+        A neural ODE's controls by name, each of shape (n_from, ...), or a space-time
+        network's per-layer dictionaries (one fixed grid).
+    nodes_from : ndarray, shape (n_from + 1,)
+        The levels of the solution, ``0 = t_0 < ... < t_n = T_from``.
+    nodes_to : ndarray, shape (n_to + 1,)
+        The new levels, with the same uniform step.
+    hold : {"zero", "middle"}
+        The control of the inserted middle layers: zero (for a field with
+        ``f(x, 0) = 0``, such as any field homogeneous in its controls, zero controls
+        keep every state where it is), or the solution's control at its middle
+        layer (the one that starts at ``T_from / 2``).
+
+    Returns
+    -------
+    The same structure with ``n_to`` layers.
+
+    Notes
+    -----
+    The first ``h = floor(n_from / 2)`` layers (the approach arc, on
+    ``[0, T_from / 2]``) are kept at the same absolute times, the last
+    ``n_from - h`` layers (the exit arc) are kept at the same times before the new
+    horizon, and the ``n_to - n_from`` layers between them take the ``hold``
+    control. For a turnpike solution the states are at the targets at ``T_from / 2``,
+    so with a holding control the new objective is the old one plus
+    ``(T_to - T_from)`` times the running cost and control cost there. When
+    ``n_to < n_from`` the middle of the solution is cut out instead: the first
+    ``floor(n_to / 2)`` and the last ``n_to - floor(n_to / 2)`` layers are kept.
+    The depth study's rescaling warm start (:func:`resample_controls`) stretches the
+    approach arc to the new horizon instead, which is what a turnpike solution must
+    not do.
+    """
+    nodes_from = np.asarray(nodes_from, dtype=np.float64)
+    nodes_to = np.asarray(nodes_to, dtype=np.float64)
+    n_from, n_to = len(nodes_from) - 1, len(nodes_to) - 1
+    if n_from < 1 or n_to < 1:
+        raise ConfigError("a turnpike warm start needs at least one layer per grid")
+    steps = np.concatenate([np.diff(nodes_from), np.diff(nodes_to)])
+    if np.ptp(steps) > 1e-9 * steps.max():
+        raise ConfigError(
+            "the turnpike warm start keeps controls at the same absolute times: "
+            "both grids need one uniform step (use the same dt for every horizon)"
+        )
+    if hold not in ("zero", "middle"):
+        raise ConfigError(f"hold must be 'zero' or 'middle', got {hold!r}")
+    head = min(n_from // 2, n_to // 2)
+    tail = min(n_from - n_from // 2, n_to - head)
+    mid = n_to - head - tail
+    source = list(range(head)) + [None] * mid + list(range(n_from - tail, n_from))
+    centre = n_from // 2
+
+    def layer(values, k):
+        if k is not None:
+            return np.array(values[k], dtype=np.float64)
+        if hold == "zero":
+            return np.zeros_like(np.asarray(values[0], dtype=np.float64))
+        return np.array(values[centre], dtype=np.float64)
+
+    if isinstance(controls, list):
+        if len(controls) != n_from:
+            raise ConfigError(
+                f"{len(controls)} layers of controls for a grid of {n_from} steps"
+            )
+        return [
+            {name: layer([c[name] for c in controls], k) for name in controls[0]}
+            for k in source
+        ]
+    out = {}
+    for name, values in controls.items():
+        values = np.asarray(values, dtype=np.float64)
+        if len(values) != n_from:
+            raise ConfigError(
+                f"{len(values)} layers of controls for a grid of {n_from} steps"
+            )
+        out[name] = np.stack([layer(values, k) for k in source])
+    return out
+
+
+def turnpike_hold(model) -> str:
+    """The hold control of :func:`turnpike_controls` for a model: ``zero`` when its
+    field is homogeneous in the controls (then ``f(x, 0) = 0``), else ``middle``."""
+    return "zero" if model.homogeneous else "middle"
+
+
+#: The attribute of a case file's ``/sweep`` group that says how it was started.
+_START_ATTR = "warm_start_rule"
+_TURNPIKE_START = "turnpike"
+
+
+def _train_from_previous(config: dict, source: str, out: str) -> None:
+    """Train a case from the turnpike warm start of ``source``'s solution."""
+    from ._problem import accuracy
+    from ._run import TrainedRun, _set_threads, build, load_data, save_run
+    from ._solve import solve
+
+    start = time.perf_counter()
+    config = validate(config)
+    text = dump(config)
+    previous = _io.read_run(source)
+    _set_threads(config["threads"])
+    dataset, model, problem = build(config, load_data(config))
+    controls = turnpike_controls(
+        previous["controls"], previous["time"], model.time.nodes, turnpike_hold(model)
+    )
+    z0 = problem.join(model.pack(controls), previous["p"], previous["p0"])
+    opt = config["optimizer"]
+    result = solve(
+        problem,
+        z0,
+        method=opt["method"],
+        max_iter=opt["max_iter"],
+        gtol=opt["gtol"],
+        ftol=opt["ftol"],
+        max_time=opt["max_time"] or None,
+        seed=config["seed"],
+        init_scale=config["model"]["init_scale"],
+    )
+    test_pred = (
+        result.predict(dataset.x_test)
+        if dataset.n_test
+        else np.zeros((0, problem.n_outputs))
+    )
+    run = TrainedRun(
+        config,
+        dataset,
+        result,
+        result.evaluate(),
+        accuracy(test_pred, dataset.y_test, dataset.task),
+        Path(out),
+        time.perf_counter() - start,
+    )
+    save_run(out, run, text, test_pred)
+
+
+def _started_by_turnpike(path) -> bool:
+    import h5py
+
+    try:
+        with h5py.File(path, "r", locking=False) as f:
+            return f["sweep"].attrs.get(_START_ATTR, "") == _TURNPIKE_START
+    except (OSError, KeyError):
+        return False
+
+
+def _turnpike_path(cases: list, threads) -> list:
+    """Run one path of horizons in order; returns one outcome per case.
+
+    Each case is a dict with ``name``, ``hash``, ``values``, ``config``, ``path``
+    and ``previous`` (the predecessor's path, or None). A case whose file is
+    complete (and, with a predecessor, was started by the turnpike warm start) is
+    kept; the first case of the path starts cold (or resumes a stopped run).
+    """
+    import uuid
+
+    import h5py
+
+    from ._run import _set_threads, train
+    from ._sweep import _annotate, _error_text, _file_state, _read_case, _Task
+
+    _set_threads(threads or 0)
+    outcomes, broken = [], None
+    for case in cases:
+        final = Path(case["path"])
+        if broken is not None:
+            outcomes.append(
+                {"status": "skipped", "error": f"{broken} did not complete"}
+            )
+            continue
+        state, info = _file_state(final, case["hash"])
+        warm = case["previous"] is not None
+        if state == "complete" and (not warm or _started_by_turnpike(final)):
+            outcomes.append(dict(info, error="", reused=True))
+            continue
+        tmp = final.with_name(f".{final.name}.{uuid.uuid4().hex[:12]}.part")
+        try:
+            if warm:
+                _train_from_previous(case["config"], case["previous"], tmp)
+            elif state == "resume":
+                opt = case["config"]["optimizer"]
+                train(
+                    resume=final,
+                    out=tmp,
+                    overwrite=True,
+                    max_time=opt["max_time"],
+                    max_iter=opt["max_iter"],
+                )
+            else:
+                train(case["config"], out=tmp, overwrite=True)
+            _annotate(
+                tmp,
+                _Task(
+                    name=case["name"],
+                    hash=case["hash"],
+                    values=case["values"],
+                    config=case["config"],
+                    path=str(final),
+                    mode="fresh",
+                    chain="model.time_nodes",
+                    warm_from=case["previous"],
+                    warm_hash=case["previous_hash"],
+                ),
+            )
+            if warm:
+                with h5py.File(tmp, "r+", locking=False) as f:
+                    f["sweep"].attrs[_START_ATTR] = _TURNPIKE_START
+            os.replace(tmp, final)
+            info = _read_case(final)
+            outcomes.append(dict(info, error="", reused=False))
+            if info["status"] not in _COMPLETE:
+                broken = case["name"]
+        except Exception as err:  # one failing case fails its path, not the study
+            log.warning("case %s failed: %s", case["name"], err)
+            outcomes.append({"status": "failed", "error": _error_text(err)})
+            broken = case["name"]
+        finally:
+            try:
+                tmp.unlink()
+            except FileNotFoundError:
+                pass
+    return outcomes
+
+
+def _run_turnpike_paths(cfg, grid: dict, folder: Path, run_options) -> tuple:
+    """Plan the horizons as a sweep chained along the time grid and run each path
+    (one per seed) with the turnpike warm start; write the sweep index."""
+    import concurrent.futures as cf
+    import multiprocessing
+
+    from ._sweep import (
+        CaseRecord,
+        SweepResult,
+        _dask_executor,
+        _execution_config,
+        _local_cores,
+        _now,
+        _write_index,
+        plan_sweep,
+    )
+
+    raw = copy.deepcopy(cfg)
+    raw["sweep"] = {"grid": grid, "out": str(folder), "chain": "model.time_nodes"}
+    plan = plan_sweep(raw)
+    try:
+        plan.out.mkdir(parents=True, exist_ok=True)
+    except OSError as err:
+        raise RunFileError(
+            f"cannot create the study's case folder '{plan.out}': {err.strerror}"
+        ) from None
+    successors = {c.previous: c for c in plan.cases if c.previous is not None}
+    paths = []
+    for head in (c for c in plan.cases if c.previous is None):
+        path, case = [], head
+        while case is not None:
+            path.append(case)
+            case = successors.get(case.index)
+        paths.append(path)
+    executor, owned, client = run_options.get("executor"), None, None
+    threads = run_options.get("threads")
+    if executor is None and run_options.get("scheduler") is not None:
+        executor, dask_threads, client = _dask_executor(run_options["scheduler"], 2)
+        threads = threads or dask_threads
+    elif executor is None:
+        cores = _local_cores()
+        n = max(1, min(run_options.get("workers") or cores, len(paths)))
+        threads = threads or max(1, cores // n)
+        owned = executor = cf.ProcessPoolExecutor(
+            max_workers=n, mp_context=multiprocessing.get_context("spawn")
+        )
+
+    def job(path):
+        return [
+            {
+                "name": c.name,
+                "hash": c.hash,
+                "values": c.values,
+                "config": _execution_config(c, plan.out / c.file, threads),
+                "path": str(plan.out / c.file),
+                "previous": (
+                    None
+                    if c.previous is None
+                    else str(plan.out / plan.cases[c.previous].file)
+                ),
+                "previous_hash": (
+                    None if c.previous is None else plan.cases[c.previous].hash
+                ),
+            }
+            for c in path
+        ]
+
+    created = _now()
+    result = SweepResult(plan.out, plan.keys, plan.chain)
+    outcomes, futures = {}, {}
+    try:
+        futures = {executor.submit(_turnpike_path, job(p), threads): p for p in paths}
+        for future in cf.as_completed(futures):
+            for case, info in zip(futures[future], future.result(), strict=True):
+                outcomes[case.index] = info
+    except KeyboardInterrupt:
+        result.interrupted = True
+        for future in futures:
+            future.cancel()
+    finally:
+        if owned is not None:
+            owned.shutdown(wait=not result.interrupted, cancel_futures=True)
+        if client is not None:
+            client.close()
+    for case in plan.cases:
+        rec = CaseRecord(case.name, case.hash, dict(case.values), case.file)
+        if case.previous is not None:
+            rec.previous = plan.cases[case.previous].name
+        info = outcomes.get(case.index)
+        if info is not None:
+            rec._update(info)
+            rec.reused = bool(info.get("reused", False))
+        result.cases.append(rec)
+    _write_index(result, plan.text, created)
+    return plan, result
+
+
 def running_cost_along(problem, states) -> np.ndarray:
     """``R(x(t_k))`` at every level, without the weight ``beta``.
 
@@ -1430,10 +1760,14 @@ def turnpike_study(
         Starts per horizon (default the config's seed): with ``warm`` one path of
         horizons per seed, else a cold start per seed and horizon; the analysis
         keeps the lowest objective at each horizon.
-    warm : bool
-        Start each horizon from the previous one's solution in normalised time
-        (as :func:`depth_study` at a fixed step), which keeps the local minimum
-        found at the smallest horizon; cold starts otherwise.
+    warm : bool or str
+        ``True`` or ``"turnpike"`` (the default): start each horizon from the
+        previous one's solution with its approach and exit arcs kept at the same
+        absolute times and the middle held (:func:`turnpike_controls`), which keeps
+        the local minimum found at the smallest horizon and costs at most the
+        running cost on the turnpike per added time unit. ``"rescale"``: the depth
+        study's warm start at a fixed step (the solution stretched in normalised
+        time and scaled by ``T_prev / T``). ``False``: cold starts.
     out, workers, scheduler, executor, threads, progress, confidence
         As for :func:`depth_study` (files ``turnpike.*``).
 
@@ -1484,13 +1818,23 @@ def turnpike_study(
     grid = {"model.time_nodes": [_nodes_at_step(t, step) for t in horizons]}
     if len(seeds) > 1:
         grid["seed"] = seeds
-    plan, result = _run_cases(
-        cfg,
-        grid,
-        "model.time_nodes" if warm else None,
-        folder / "cases",
-        _run_options(workers, scheduler, progress, threads, executor),
-    )
+    if warm is True:
+        warm = "turnpike"
+    if warm not in (False, "turnpike", "rescale"):
+        raise ConfigError(
+            f"warm must be True, 'turnpike', 'rescale' or False, got {warm!r}"
+        )
+    options = _run_options(workers, scheduler, progress, threads, executor)
+    if warm == "turnpike":
+        plan, result = _run_turnpike_paths(cfg, grid, folder / "cases", options)
+    else:
+        plan, result = _run_cases(
+            cfg,
+            grid,
+            "model.time_nodes" if warm else None,
+            folder / "cases",
+            options,
+        )
     rows, curves = [], {}
     for record in result:
         case = plan.cases[[c.name for c in plan.cases].index(record.name)]
@@ -1605,12 +1949,22 @@ def turnpike_study(
         "window_rule": window_text,
         "level": float(level),
         "seeds": seeds,
-        "warm": bool(warm),
+        "warm": warm or "cold",
         "start": (
             "one path per seed: each horizon starts from the previous one's controls "
-            "in normalised time (L2 projection onto the new layers), scaled by "
-            "T_prev / T"
-            if warm
+            "at the same absolute times, the first half (approach arc) at the start "
+            "and the second half (exit arc) at the end, the layers between them "
+            + (
+                "with zero controls (the field is homogeneous: zero controls hold "
+                "every state)"
+                if model0.homogeneous
+                else "with the previous solution's control at T_prev / 2"
+            )
+            if warm == "turnpike"
+            else "one path per seed: each horizon starts from the previous one's "
+            "controls in normalised time (L2 projection onto the new layers), "
+            "scaled by T_prev / T"
+            if warm == "rescale"
             else "cold: seeded initial controls at every horizon"
         ),
         "fit_rule": (
