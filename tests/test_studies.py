@@ -441,3 +441,112 @@ def test_study_depth_command_writes_the_study_and_plot_reads_it(tmp_path, capsys
     assert "| warm | 2 | 3 |" in printed
     assert cli.main(["plot", str(out / "depth.h5"), "--out", str(tmp_path)]) == 0
     assert (tmp_path / "depth-study.png").is_file()
+
+
+# ---------------------------------------------------------------------------
+# The turnpike warm start
+
+
+def test_turnpike_controls_keep_the_arcs_at_their_times():
+    from spacetime._studies import turnpike_controls
+
+    rng = np.random.default_rng(1)
+    w = rng.normal(size=(5, 3, 3))
+    b = rng.normal(size=(5, 3))
+    old = np.linspace(0.0, 0.5, 6)  # dt = 0.1, 5 layers: approach 2, exit 3
+    new = np.linspace(0.0, 0.9, 10)
+    out = turnpike_controls({"w": w, "b": b}, old, new)
+    assert out["w"].shape == (9, 3, 3)
+    np.testing.assert_array_equal(out["w"][:2], w[:2])  # t in [0, 0.2)
+    np.testing.assert_array_equal(out["w"][6:], w[2:])  # the last 0.3 of the horizon
+    assert not np.any(out["w"][2:6]) and not np.any(out["b"][2:6])
+    held = turnpike_controls({"w": w, "b": b}, old, new, hold="middle")
+    for k in range(2, 6):  # the old layer that starts at T_prev / 2 (rounded down)
+        np.testing.assert_array_equal(held["b"][k], b[2])
+    # a shorter horizon cuts the middle out: 1 layer of approach, 2 of exit
+    short = turnpike_controls({"w": w, "b": b}, old, np.linspace(0.0, 0.3, 4))
+    np.testing.assert_array_equal(short["b"], b[[0, 3, 4]])
+    # the same grid gives the controls back
+    same = turnpike_controls({"w": w, "b": b}, old, old)
+    np.testing.assert_array_equal(same["w"], w)
+    # space-time layout: a list of per-layer dictionaries
+    layers = [{"k": rng.normal(size=4)} for _ in range(5)]
+    out_list = turnpike_controls(layers, old, new)
+    assert len(out_list) == 9
+    np.testing.assert_array_equal(out_list[8]["k"], layers[4]["k"])
+    assert not np.any(out_list[3]["k"])
+
+
+def test_turnpike_controls_need_one_step():
+    from spacetime._studies import turnpike_controls
+
+    u = {"b": np.ones((4, 2))}
+    with pytest.raises(st.ConfigError, match="uniform step"):
+        turnpike_controls(u, np.linspace(0, 1, 5), np.linspace(0, 2, 5))
+    with pytest.raises(st.ConfigError, match="hold"):
+        turnpike_controls(u, np.linspace(0, 1, 5), np.linspace(0, 2, 9), hold="mean")
+
+
+def test_turnpike_warm_start_costs_the_turnpike_running_cost_per_added_time():
+    """Zero controls hold the states of the inside field, and Euler integrates R by
+    the left rectangle rule, so the start at T_new costs exactly J_prev plus
+    (T_new - T_prev) beta R(x(T_prev / 2)), with R from a reference flow."""
+    from spacetime._studies import turnpike_controls
+
+    cfg = st.validate(_copy(TURNPIKE, **{"problem.beta": 0.7, "model.T": 1.0}))
+    _, model, problem = st.build(cfg)
+    result = spacetime_solve(problem)
+    u_prev = np.concatenate(
+        [result.controls["w"].reshape(4, -1), result.controls["b"]], axis=1
+    )
+    t_prev = np.asarray(model.time.nodes)
+    j_prev = problem.evaluate(result.z)["objective"]
+    xbar = problem.running.targets
+    r_mid = _reference_running(u_prev, t_prev, problem.x0, xbar, 2.0, 1e-3)[2]
+    assert r_mid > 1e-6  # the bound is not trivially met by a running cost of zero
+    cfg2 = st.validate(
+        _copy(TURNPIKE, **{"problem.beta": 0.7, "model.T": 2.5, "model.n_steps": 10})
+    )
+    _, model2, problem2 = st.build(cfg2)
+    start = turnpike_controls(result.controls, t_prev, model2.time.nodes)
+    j_start = problem2.evaluate(problem2.join(model2.pack(start)))["objective"]
+    assert j_start == pytest.approx(j_prev + 1.5 * 0.7 * r_mid, rel=1e-12)
+    # the depth study's start (stretched, scaled) does not keep the approach arc
+    stretched = resample_controls(result.controls, t_prev, model2.time.nodes)
+    scaled = {k: v / 2.5 for k, v in stretched.items()}
+    j_rescale = problem2.evaluate(problem2.join(model2.pack(scaled)))["objective"]
+    assert j_rescale > j_start
+
+
+def spacetime_solve(problem):
+    from spacetime._solve import solve
+
+    return solve(problem, max_iter=200, gtol=1e-10, seed=0, init_scale=1.0)
+
+
+def test_turnpike_study_starts_each_horizon_from_the_turnpike_warm_start(
+    tmp_path, pool
+):
+    kw = {"dt": 0.25, "out": tmp_path / "t", "executor": pool, "progress": False}
+    study = st.turnpike_study(TURNPIKE, [1.0, 2.0], threads=1, **kw)
+    assert "absolute times" in study.settings["start"]
+    assert "zero controls" in study.settings["start"]
+    rows = study.rows()
+    files = [tmp_path / "t" / "cases" / f"{r['name']}.h5" for r in rows]
+    u1, t1, _ = _case_controls(files[0])
+    _, _, start2 = _case_controls(files[1])
+    _, _, problem = st.build(st.validate(TURNPIKE))
+    r1 = _reference_running(u1, t1, problem.x0, problem.running.targets, 2.0, 1e-3)
+    with h5py.File(files[0], "r") as f:
+        j1 = f["results"].attrs["objective"]
+    # T doubles at dt = 0.25: 4 zero layers inserted after t = 0.5
+    assert start2 == pytest.approx(j1 + 1.0 * r1[2], rel=1e-10)
+    with h5py.File(files[1], "r") as f:
+        assert f["sweep"].attrs["warm_start_rule"] == "turnpike"
+        assert f["sweep"].attrs["warm_start_from"] == files[0].name
+    index = st.load_sweep(tmp_path / "t" / "cases")
+    assert [c.status for c in index] == [r["status"] for r in rows]
+    # run again: every case is reused, nothing is trained
+    again = st.turnpike_study(TURNPIKE, [1.0, 2.0], threads=1, **kw)
+    assert all(c.reused for c in again.sweeps[0])
+    assert [r["objective"] for r in again.rows()] == [r["objective"] for r in rows]
