@@ -216,17 +216,27 @@ def _width_profile(config: dict, n_features: int) -> list[tuple[int, int]]:
 
 
 def check_memory(config, n_train, n_test, n_features):
+    """Refuse a run whose :func:`memory_needed` exceeds the available memory."""
     need = memory_needed(config, n_train, n_test, n_features)
+    tips = "use fewer layers, a smaller width or fewer samples (data.max_samples)"
+    if config["save"]["trajectories"]:
+        tips = "set save.trajectories = false, or " + tips
+    require_memory(need, "this run", tips)
+    return need
+
+
+def require_memory(need: int, what: str, tips: str) -> None:
+    """Raise a :class:`ConfigError` when ``need`` bytes exceed the available memory.
+
+    The message gives the estimate, what is available and ``tips`` (what to do);
+    nothing is checked where the available memory cannot be read.
+    """
     avail = available_memory()
     if avail and need > avail:
-        tips = "use fewer layers, a smaller width or fewer samples (data.max_samples)"
-        if config["save"]["trajectories"]:
-            tips = "set save.trajectories = false, or " + tips
         raise ConfigError(
-            f"this run needs about {need / 2**30:.3g} GiB of memory but "
+            f"{what} needs about {need / 2**30:.3g} GiB of memory but "
             f"{avail / 2**30:.3g} GiB are available: {tips}"
         )
-    return need
 
 
 def output_path(config: dict) -> Path:

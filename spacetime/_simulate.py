@@ -588,7 +588,9 @@ def simulate(
     ------
     ConfigError
         For a malformed or disallowed expression, initial values of the wrong
-        shape, non-finite controls or initial values, or a missing ``a``.
+        shape, non-finite controls or initial values, a missing ``a``, or a
+        simulation whose estimated memory (:func:`memory_needed`) exceeds the
+        available memory (checked before the controls are evaluated).
     RunFileError
         When ``path`` cannot be written (checked before anything is computed).
 
@@ -644,6 +646,10 @@ def simulate(
             "the initial values x0 are not all finite: give finite values at every "
             "node of the input grid"
         )
+    _check_memory(
+        [(int(n), 1) for n in network.widths], network.n_steps, network.field,
+        x.shape[0],
+    )
     theta = network.controls_from_functions(w_fun, b_fun, a_fun, at=at)
     if not np.all(np.isfinite(theta)):
         raise ConfigError(
@@ -883,6 +889,58 @@ def _network_on_first_grid(config: dict) -> SpaceTimeNetwork:
     )
 
 
+_MEMORY_TIPS = (
+    "use fewer time levels (model.n_steps), smaller grids (spacetime.widths) or "
+    "fewer samples (simulate.n_samples, or fewer simulate.inputs)"
+)
+
+
+def memory_needed(profile, n_steps, field, n_samples, n_data=0) -> int:
+    """Bytes a simulation allocates at its peak, estimated from its sizes alone.
+
+    Parameters
+    ----------
+    profile : list of (int, int)
+        The grid sizes as (nodes, number of levels) pairs.
+    n_steps : int
+    field : str
+        The bottleneck field has two kernels per layer, the others one.
+    n_samples : int
+        Samples simulated.
+    n_data : int
+        Samples of a dataset still to be loaded, to take the inputs from.
+
+    Notes
+    -----
+    The terms: the controls (a kernel of ``n_k^2`` values and a bias per level),
+    counted seven times (they are evaluated, joined, put in coordinates, unpacked
+    and written; the peak measured on a 800-node grid with 20 levels was six
+    times their size above the interpreter's); the temporaries of one kernel
+    expression on the largest grid (six arrays of ``n^2``); the states, once
+    padded to the largest grid at every level and twice per level; a dataset's
+    inputs, standardised copy and labels.
+    """
+    widest = max(n for n, _ in profile)
+    n_inputs = profile[0][0]
+    squares = 2 if field == "bottleneck" else 1
+    n_params = sum((squares * n * n + n) * count for n, count in profile)
+    levels = sum(n * count for n, count in profile)
+    return 8 * (
+        7 * n_params
+        + 6 * widest * widest
+        + n_samples * (n_steps + 1) * widest
+        + 2 * n_samples * levels
+        + 3 * n_data * (n_inputs + 1)
+    )
+
+
+def _check_memory(profile, n_steps, field, n_samples, n_data=0):
+    from ._run import require_memory
+
+    need = memory_needed(profile, n_steps, field, n_samples, n_data)
+    require_memory(need, "this simulation", _MEMORY_TIPS)
+
+
 def run_simulation(
     config, *, config_text: str | None = None, out=None, overwrite: bool | None = None
 ) -> Simulation:
@@ -912,9 +970,11 @@ def run_simulation(
     ------
     ConfigError, RunFileError, grids.GridError
         Before anything is written: a config that is not a space-time network, a
-        missing or disallowed expression, an output path that cannot be written.
+        missing or disallowed expression, an output path that cannot be written, a
+        simulation that would need more memory than is available (checked before
+        the network or a generated dataset is built).
     """
-    from ._run import _set_threads, build_model, load_data
+    from ._run import _GENERATORS, _set_threads, _width_profile, build_model, load_data
 
     config = validate(config or {})
     if config["model"]["kind"] != "spacetime":
@@ -943,7 +1003,15 @@ def run_simulation(
     )
     _set_threads(config["threads"])
 
+    m = config["model"]
     if s["inputs"]:
+        first = config["spacetime"]["widths"][:1]
+        if first and all(isinstance(v, int) for v in first[0][1:]):
+            n_inputs = math.prod(first[0][1:])
+            _check_memory(
+                _width_profile(config, n_inputs), m["n_steps"], m["field"],
+                len(s["inputs"]),
+            )
         network = _network_on_first_grid(config)
         dim = network.moving.dim
         x0 = [
@@ -951,7 +1019,19 @@ def run_simulation(
             for i, text in enumerate(s["inputs"])
         ]
     else:
+        d = config["data"]
+        if d["name"] in _GENERATORS and d["n_samples"]:
+            # generated data are as large as the config says: check before drawing
+            n = min(d["n_samples"], d["max_samples"] or d["n_samples"])
+            _check_memory(
+                _width_profile(config, 2), m["n_steps"], m["field"],
+                min(n, s["n_samples"]), n,
+            )
         dataset = load_data(config)
+        _check_memory(
+            _width_profile(config, dataset.n_features), m["n_steps"], m["field"],
+            min(dataset.n_train, s["n_samples"]),
+        )
         network = build_model(config, dataset)
         dim = network.moving.dim
         x0 = dataset.x_train[: s["n_samples"]]

@@ -14,6 +14,9 @@ import pytest
 
 import grids
 import spacetime
+import spacetime._data
+import spacetime._run
+import spacetime._simulate
 from spacetime import ConfigError, RunFileError, load_simulation, simulate
 from spacetime._simulate import Expression, ExpressionFunction, variable_names
 from spacetime._spacetime import SpaceTimeNetwork, input_grid
@@ -481,3 +484,126 @@ def test_example_prints_the_norms_of_the_file_it_writes(tmp_path):
     # moving-grid norms, each followed by the fixed-grid one in parentheses
     np.testing.assert_allclose(numbers[:, 1::2], sim.norms(), rtol=0, atol=6e-7)
     assert [int(r.split()[2]) for r in rows] == list(sim.widths)
+
+
+# ---------------------------------------------------------------------------
+# Memory: estimated before anything is allocated
+
+
+def _forbidden(*args, **kwargs):
+    raise AssertionError("allocated before the memory check")
+
+
+def _refused_with_estimate(capsys, tmp_path, cfg, need):
+    before = sorted(p.name for p in tmp_path.rglob("*"))
+    assert main(["simulate", str(cfg)]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("spacetime: error: this simulation needs about ")
+    assert err.count("\n") == 1
+    match = re.search(r"needs about ([0-9.e+]+) GiB of memory", err)
+    assert float(match.group(1)) == pytest.approx(need / 2**30, rel=5e-3)
+    assert "spacetime.widths" in err and "simulate.n_samples" in err
+    assert sorted(p.name for p in tmp_path.rglob("*")) == before
+
+
+def test_huge_simulation_from_expressions_is_refused_before_the_grids_are_built(
+    tmp_path, capsys, monkeypatch
+):
+    text = CONFIG_1D.replace("n_steps = 8", "n_steps = 100000").replace(
+        "widths = [[0.0, 33], [0.5, 17]]", "widths = [[0.0, 200000]]"
+    )
+    cfg = _write_config(tmp_path, text, tmp_path / "res" / "sim.h5")
+    # 100000 kernels of 200000^2 values: the controls alone are 3.2e16 bytes
+    need = spacetime._simulate.memory_needed([(200000, 100001)], 100000, "inside", 2)
+    assert need > 8 * 200000**2 * 100000
+    monkeypatch.setattr(spacetime._simulate.grids, "moving_grid", _forbidden)
+    monkeypatch.setattr(spacetime._simulate, "SpaceTimeNetwork", _forbidden)
+    _refused_with_estimate(capsys, tmp_path, cfg, need)
+
+
+def test_huge_simulation_of_dataset_inputs_is_refused_before_the_network_is_built(
+    tmp_path, capsys, monkeypatch
+):
+    text = """
+[data]
+name = "digits"
+
+[model]
+kind = "spacetime"
+n_steps = 50
+
+[spacetime]
+widths = [[0.0, 1000, 1000]]
+
+[simulate]
+w = "cos(xi0 - zeta0)"
+n_samples = 5
+"""
+    cfg = _write_config(tmp_path, text, tmp_path / "sim.h5")
+    need = spacetime._simulate.memory_needed([(10**6, 51)], 50, "inside", 5)
+    monkeypatch.setattr(spacetime._run, "build_model", _forbidden)
+    _refused_with_estimate(capsys, tmp_path, cfg, need)
+
+
+def test_huge_generated_dataset_is_refused_before_it_is_drawn(
+    tmp_path, capsys, monkeypatch
+):
+    text = """
+[data]
+name = "spheres"
+n_samples = 1000000000000
+
+[model]
+kind = "spacetime"
+n_steps = 4
+
+[simulate]
+w = "cos(xi - zeta)"
+"""
+    cfg = _write_config(tmp_path, text, tmp_path / "sim.h5")
+    config, _ = spacetime.load_config(cfg)
+    n_data = 10**12
+    need = spacetime._simulate.memory_needed(
+        [(2, 5)], 4, "inside", config["simulate"]["n_samples"], n_data
+    )
+    assert need > 3 * 8 * n_data
+    for name in list(spacetime._data._GENERATORS):
+        monkeypatch.setitem(spacetime._data._GENERATORS, name, _forbidden)
+    _refused_with_estimate(capsys, tmp_path, cfg, need)
+
+
+def test_python_simulate_checks_memory_before_evaluating_the_controls(
+    tmp_path, monkeypatch
+):
+    net = _fixed_trapezoid_network()
+    monkeypatch.setattr(spacetime._run, "available_memory", lambda: 2**16)
+    monkeypatch.setattr(net, "controls_from_functions", _forbidden)
+    with pytest.raises(ConfigError, match="this simulation needs about .* GiB"):
+        simulate(net, np.ones((2, N_NODES)), w="cos(xi - zeta)",
+                 path=tmp_path / "sim.h5")
+    assert list(tmp_path.iterdir()) == []
+
+
+@pytest.mark.parametrize("field", ["inside", "bottleneck"])
+def test_memory_estimate_bounds_what_a_simulation_allocates(tmp_path, field):
+    """tracemalloc sees NumPy's allocations: their peak stays below the estimate,
+    and the estimate is not so loose that it would refuse what fits."""
+    import tracemalloc
+
+    moving = grids.moving_grid(grids.time_grid(1.0, 10), "trapezoid", 300)
+    net = SpaceTimeNetwork(moving, moving[0], field=field)
+    kwargs = {"w": "exp(-(xi - zeta)**2) * cos(t)", "b": "0"}
+    if field == "bottleneck":
+        kwargs["a"] = "exp(-(zeta - eta)**2)"
+    x0 = np.ones((4, 300))
+    simulate(net, x0, **kwargs, path=tmp_path / "warm.h5")  # compile first
+    tracemalloc.start()
+    try:
+        simulate(net, x0, **kwargs, path=tmp_path / "sim.h5")
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    need = spacetime._simulate.memory_needed([(300, 1)] * 11, 10, field, 4)
+    controls = 8 * 10 * (300**2 * (2 if field == "bottleneck" else 1) + 300)
+    assert peak >= 2 * controls  # the controls at least twice: a real allocation
+    assert peak <= need <= 4 * peak
