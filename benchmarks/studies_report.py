@@ -180,6 +180,12 @@ def _turnpike(cfg, out, opts, seeds, horizons=(5, 10, 20, 40), **kw):
         + f"; spread {sm['mu_spread']:.1%}"
     )
     print(
+        "  iterations per T "
+        + ", ".join(f"{r['n_iter']} ({r['status']})" for r in best)
+        + "; gradient norms "
+        + ", ".join(f"{r['grad_norm']:.1e}" for r in best)
+    )
+    print(
         "  layers to R <= 1e-2 per T "
         + ", ".join(str(r["layers_to_level"]) for r in best)
         + f"; spread {sm['layers_spread']:.1%}"
@@ -197,14 +203,62 @@ def _turnpike(cfg, out, opts, seeds, horizons=(5, 10, 20, 40), **kw):
     return s
 
 
+def _continued(cfg, source, horizons=(5, 10, 20, 40), window=(0.5, 2.5)):
+    """The turnpike path of ``cfg`` started at the smallest horizon from the run file
+    ``source`` (same grid) instead of a cold start, then warm-started as in the
+    study (:func:`spacetime._studies.turnpike_controls`); prints one line per T."""
+    import numpy as np
+
+    from spacetime import _io
+    from spacetime._core import flow
+    from spacetime._fits import fit_decay
+    from spacetime._studies import running_cost_along, turnpike_controls
+
+    previous = _io.read_run(source)
+    controls, nodes = previous["controls"], previous["time"]
+    dt = cfg["model"]["T"] / cfg["model"]["n_steps"]
+    for T in horizons:
+        case = _with(cfg, model__T=float(T), model__n_steps=round(T / dt))
+        _, model, problem = st.build(st.validate(case))
+        start = turnpike_controls(controls, nodes, model.time.nodes)
+        opt = case["optimizer"]
+        res = st.solve(
+            problem,
+            problem.join(model.pack(start)),
+            max_iter=opt["max_iter"],
+            gtol=opt["gtol"],
+            ftol=opt["ftol"],
+        )
+        ev = res.evaluate()
+        theta = res.theta
+        t = np.asarray(model.time.nodes)
+        r = running_cost_along(problem, flow(model.core, theta, problem.x0))
+        u = model.layer_norms(theta)
+        fit = fit_decay(t[:-1], r[:-1] + u, window)
+        below = np.flatnonzero(r <= 1e-2)
+        middle = (t >= 0.25 * T) & (t <= 0.75 * T)
+        print(
+            f"  T = {T:g}: {res.status} after {res.n_iter} iterations (gradient "
+            f"norm {ev['grad_norm']:.1e}), optimal value {ev['objective']:.6f}, mu "
+            f"{fit.mu:.4f} [{fit.mu_low:.3f}, {fit.mu_high:.3f}], layers to "
+            f"R <= 1e-2 {below[0] if below.size else 'never'}, plateau "
+            f"{np.median(r[middle]):.2e}"
+        )
+        controls, nodes = res.controls, t
+
+
 def part_turnpike(out, opts):
     seeds = [0, 1, 2, 3]
     print("  p = 1 (smoothing 1e-3)")
-    _turnpike(TURNPIKE, out / "turnpike-p1", opts, seeds)
+    p1 = _turnpike(TURNPIKE, out / "turnpike-p1", opts, seeds)
     print("  p = 2")
-    _turnpike(
-        _with(TURNPIKE, problem__tracking_p=2.0), out / "turnpike-p2", opts, seeds
-    )
+    p2 = _with(TURNPIKE, problem__tracking_p=2.0)
+    _turnpike(p2, out / "turnpike-p2", opts, seeds)
+    # every seed of p = 2 stops in the minimum where two samples stay off their
+    # targets; started from the p = 1 solution it finds the turnpike minimum
+    first = next(r for r in p1.rows() if r["best"])
+    print(f"  p = 2 started at T = 5 from the p = 1 solution (seed {first['seed']})")
+    _continued(p2, out / "turnpike-p1" / "cases" / f"{first['name']}.h5")
 
 
 def part_turnpike_fail(out, opts):

@@ -1850,6 +1850,7 @@ def turnpike_study(
             "risk": math.nan,
             "running_cost": math.nan,
             "u_norm": math.nan,
+            "grad_norm": math.nan,
             "mu": math.nan,
             "mu_low": math.nan,
             "mu_high": math.nan,
@@ -1876,6 +1877,7 @@ def turnpike_study(
                 risk=float(ev["risk"]),
                 running_cost=float(ev["running_cost"]),
                 u_norm=float(ev["control_norm"]),
+                grad_norm=float(ev["grad_norm"]),
             )
             try:
                 fit = fit_decay(t[:-1], r_levels[:-1] + u_layers, window, confidence)
@@ -2073,15 +2075,16 @@ def _turnpike_table(study: Study) -> str:
         f"- layers to level {s['level']:g}: {s['layers_rule']}",
         f"- plateau: {s['plateau_rule']}",
         "",
-        "| T | L | seed | status | iter | optimal value | E (risk) | beta int R |"
-        " norm u | mu | mu interval | C | layers to level | plateau |",
-        "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|",
+        "| T | L | seed | status | iter | gradient | optimal value | E (risk) |"
+        " beta int R | norm u | mu | mu interval | C | layers to level | plateau |",
+        "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     for r in study.rows():
         mark = " (best)" if r["best"] and len(s["seeds"]) > 1 else ""
         lines.append(
             f"| {r['T']:g} | {r['n_steps']} | {r['seed']}{mark} | {r['status']} | "
-            f"{r['n_iter']} | {_num(r['objective'], '.6g')} | {_num(r['risk'], '.4e')} "
+            f"{r['n_iter']} | {_num(r.get('grad_norm', math.nan), '.1e')} | "
+            f"{_num(r['objective'], '.6g')} | {_num(r['risk'], '.4e')} "
             f"| {_num(r['running_cost'], '.4e')} | {_num(r['u_norm'])} | "
             f"{_num(r['mu'], '.4f')} | [{_num(r['mu_low'], '.3f')}, "
             f"{_num(r['mu_high'], '.3f')}] | {_num(r['C'], '.3g')} | "
@@ -2271,8 +2274,13 @@ def _turnpike_figure(study):
     ax_l.grid(True, which="major", lw=0.3)
     handles = ax_l.get_legend_handles_labels()
     more = ax_m.get_legend_handles_labels()
+    # both axes from zero, so that a flat line is read as flat, not magnified
+    if np.isfinite(layers).any():
+        ax_l.set_ylim(0.0, 1.25 * np.nanmax(layers))
+    if np.isfinite(mus).any() and np.nanmax(mus) > 0:
+        ax_m.set_ylim(0.0, 1.25 * np.nanmax(mus))
     ax_l.legend(
-        handles[0] + more[0], handles[1] + more[1], fontsize=7, loc="upper center"
+        handles[0] + more[0], handles[1] + more[1], fontsize=7, loc="lower right"
     )
     js = np.array([r["objective"] for r in rows])
     ax_j.loglog(Ts, js, "o-", ms=4, label="optimal value J_T")
