@@ -550,3 +550,28 @@ def test_turnpike_study_starts_each_horizon_from_the_turnpike_warm_start(
     again = st.turnpike_study(TURNPIKE, [1.0, 2.0], threads=1, **kw)
     assert all(c.reused for c in again.sweeps[0])
     assert [r["objective"] for r in again.rows()] == [r["objective"] for r in rows]
+
+
+def test_turnpike_study_keeps_the_rescaling_warm_start_on_request(tmp_path, pool):
+    study = st.turnpike_study(
+        TURNPIKE,
+        [1.0, 2.0],
+        dt=0.25,
+        warm="rescale",
+        out=tmp_path / "t",
+        executor=pool,
+        threads=1,
+        progress=False,
+    )
+    assert "normalised time" in study.settings["start"]
+    rows = study.rows()
+    u1, t1, _ = _case_controls(tmp_path / "t" / "cases" / f"{rows[0]['name']}.h5")
+    _, _, start2 = _case_controls(tmp_path / "t" / "cases" / f"{rows[1]['name']}.h5")
+    # each layer copied into two and halved: the flow of T = 1 on [0, 2]
+    cfg = st.validate(_copy(TURNPIKE, **{"model.T": 2.0, "model.n_steps": 8}))
+    _, model, problem = st.build(cfg)
+    u = np.repeat(u1, 2, axis=0) / 2.0
+    z = problem.join(model.pack({"w": u[:, :9].reshape(8, 3, 3), "b": u[:, 9:]}))
+    assert start2 == pytest.approx(problem.evaluate(z)["objective"], rel=1e-12)
+    with pytest.raises(st.ConfigError, match="warm must be"):
+        st.turnpike_study(TURNPIKE, [1.0], dt=0.25, warm="stretch", out=tmp_path / "x")
