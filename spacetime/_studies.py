@@ -15,9 +15,11 @@ local or on Dask; see :mod:`spacetime._sweep`) followed by an analysis written t
   ``lam`` and the horizon-1 problem with ``lam / T`` (and ``beta T``), at rescaled
   controls, objective and gradient;
 - :func:`turnpike_study`: with a running cost, ``R(x(t))`` and ``|u(t)|`` along
-  ``t`` for several ``T`` at one step, the exponential rate fitted on a window fixed
-  in advance, the layers needed to reach a running-cost level, the optimal value,
-  and the rank of the one-layer controls-to-states map at the targets.
+  ``t`` for several ``T`` at one step, each horizon warm-started from the previous
+  solution with its approach and exit arcs kept in place
+  (:func:`turnpike_controls`), the exponential rate fitted on a window fixed in
+  advance, the layers needed to reach a running-cost level, the optimal value, and
+  the rank of the one-layer controls-to-states map at the targets.
 
 ``docs/studies.md`` states the facts these studies check and how to read them.
 """
@@ -1775,7 +1777,8 @@ def turnpike_study(
     -------
     Study
         Per case: ``objective`` (the optimal value), ``risk``, ``running_cost``,
-        ``mu``, its interval, ``C``, ``layers_to_level``, ``time_to_level``,
+        ``grad_norm`` (at the optimiser's stop), ``mu``, its interval, ``C``,
+        ``layers_to_level``, ``time_to_level``,
         ``plateau`` (median of ``R`` over ``[T/4, 3T/4]``), ``best`` (kept for its
         horizon); curves ``t``, ``running`` (``R(x(t_k))``, levels ``0..L``) and
         ``control`` (``|u_k|``, layers ``0..L-1``); summary: the spread of ``mu``
@@ -2250,7 +2253,7 @@ def _turnpike_figure(study):
         ax.axvspan(w0, w1, color="0.9", zorder=0)
         ax.set_xlabel("t")
         ax.grid(True, which="major", lw=0.3)
-        if ax.has_data():
+        if ax.get_legend_handles_labels()[0]:  # no curves when every case failed
             ax.legend(fontsize=7)
     ax_r.axhline(study.settings["level"], color="0.5", lw=0.8, ls=":")
     ax_r.set_title(
