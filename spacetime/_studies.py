@@ -30,8 +30,6 @@ import io
 import json
 import logging
 import math
-import os
-import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -717,14 +715,19 @@ class _Problems:
         return build(config, self._data[key])
 
 
-def _run_cases(config, grid: dict, chain, folder, run_options) -> tuple:
-    """Plan and run one sweep of the study; returns the plan and the sweep result."""
+def _run_cases(config, grid: dict, chain, folder, run_options, warm_start=None):
+    """Plan and run one sweep of the study; returns the plan and the sweep result.
+
+    ``warm_start`` is the sweep's rule for chained cases (default: rescaling).
+    """
     from ._sweep import plan_sweep, run_sweep
 
     raw = copy.deepcopy(config)
     raw["sweep"] = {"grid": grid, "out": str(folder)}
     if chain is not None:
         raw["sweep"]["chain"] = chain
+        if warm_start is not None:
+            raw["sweep"]["warm_start"] = warm_start
     plan = plan_sweep(raw)
     result = run_sweep(raw, **run_options)
     return plan, result
@@ -1451,241 +1454,6 @@ def turnpike_hold(model) -> str:
     return "zero" if model.homogeneous else "middle"
 
 
-#: The attribute of a case file's ``/sweep`` group that says how it was started.
-_START_ATTR = "warm_start_rule"
-_TURNPIKE_START = "turnpike"
-
-
-def _train_from_previous(config: dict, source: str, out: str) -> None:
-    """Train a case from the turnpike warm start of ``source``'s solution."""
-    from ._problem import accuracy
-    from ._run import TrainedRun, _set_threads, build, load_data, save_run
-    from ._solve import solve
-
-    start = time.perf_counter()
-    config = validate(config)
-    text = dump(config)
-    previous = _io.read_run(source)
-    _set_threads(config["threads"])
-    dataset, model, problem = build(config, load_data(config))
-    controls = turnpike_controls(
-        previous["controls"], previous["time"], model.time.nodes, turnpike_hold(model)
-    )
-    z0 = problem.join(model.pack(controls), previous["p"], previous["p0"])
-    opt = config["optimizer"]
-    result = solve(
-        problem,
-        z0,
-        method=opt["method"],
-        max_iter=opt["max_iter"],
-        gtol=opt["gtol"],
-        ftol=opt["ftol"],
-        max_time=opt["max_time"] or None,
-        seed=config["seed"],
-        init_scale=config["model"]["init_scale"],
-    )
-    test_pred = (
-        result.predict(dataset.x_test)
-        if dataset.n_test
-        else np.zeros((0, problem.n_outputs))
-    )
-    run = TrainedRun(
-        config,
-        dataset,
-        result,
-        result.evaluate(),
-        accuracy(test_pred, dataset.y_test, dataset.task),
-        Path(out),
-        time.perf_counter() - start,
-    )
-    save_run(out, run, text, test_pred)
-
-
-def _started_by_turnpike(path) -> bool:
-    import h5py
-
-    try:
-        with h5py.File(path, "r", locking=False) as f:
-            return f["sweep"].attrs.get(_START_ATTR, "") == _TURNPIKE_START
-    except (OSError, KeyError):
-        return False
-
-
-def _turnpike_path(cases: list, threads) -> list:
-    """Run one path of horizons in order; returns one outcome per case.
-
-    Each case is a dict with ``name``, ``hash``, ``values``, ``config``, ``path``
-    and ``previous`` (the predecessor's path, or None). A case whose file is
-    complete (and, with a predecessor, was started by the turnpike warm start) is
-    kept; the first case of the path starts cold (or resumes a stopped run).
-    """
-    import uuid
-
-    import h5py
-
-    from ._run import _set_threads, train
-    from ._sweep import _annotate, _error_text, _file_state, _read_case, _Task
-
-    _set_threads(threads or 0)
-    outcomes, broken = [], None
-    for case in cases:
-        final = Path(case["path"])
-        if broken is not None:
-            outcomes.append(
-                {"status": "skipped", "error": f"{broken} did not complete"}
-            )
-            continue
-        state, info = _file_state(final, case["hash"])
-        warm = case["previous"] is not None
-        if state == "complete" and (not warm or _started_by_turnpike(final)):
-            outcomes.append(dict(info, error="", reused=True))
-            continue
-        tmp = final.with_name(f".{final.name}.{uuid.uuid4().hex[:12]}.part")
-        try:
-            if warm:
-                _train_from_previous(case["config"], case["previous"], tmp)
-            elif state == "resume":
-                opt = case["config"]["optimizer"]
-                train(
-                    resume=final,
-                    out=tmp,
-                    overwrite=True,
-                    max_time=opt["max_time"],
-                    max_iter=opt["max_iter"],
-                )
-            else:
-                train(case["config"], out=tmp, overwrite=True)
-            _annotate(
-                tmp,
-                _Task(
-                    name=case["name"],
-                    hash=case["hash"],
-                    values=case["values"],
-                    config=case["config"],
-                    path=str(final),
-                    mode="fresh",
-                    chain="model.time_nodes",
-                    warm_from=case["previous"],
-                    warm_hash=case["previous_hash"],
-                ),
-            )
-            if warm:
-                with h5py.File(tmp, "r+", locking=False) as f:
-                    f["sweep"].attrs[_START_ATTR] = _TURNPIKE_START
-            os.replace(tmp, final)
-            info = _read_case(final)
-            outcomes.append(dict(info, error="", reused=False))
-            if info["status"] not in _COMPLETE:
-                broken = case["name"]
-        except Exception as err:  # one failing case fails its path, not the study
-            log.warning("case %s failed: %s", case["name"], err)
-            outcomes.append({"status": "failed", "error": _error_text(err)})
-            broken = case["name"]
-        finally:
-            try:
-                tmp.unlink()
-            except FileNotFoundError:
-                pass
-    return outcomes
-
-
-def _run_turnpike_paths(cfg, grid: dict, folder: Path, run_options) -> tuple:
-    """Plan the horizons as a sweep chained along the time grid and run each path
-    (one per seed) with the turnpike warm start; write the sweep index."""
-    import concurrent.futures as cf
-    import multiprocessing
-
-    from ._sweep import (
-        CaseRecord,
-        SweepResult,
-        _dask_executor,
-        _execution_config,
-        _local_cores,
-        _now,
-        _write_index,
-        plan_sweep,
-    )
-
-    raw = copy.deepcopy(cfg)
-    raw["sweep"] = {"grid": grid, "out": str(folder), "chain": "model.time_nodes"}
-    plan = plan_sweep(raw)
-    try:
-        plan.out.mkdir(parents=True, exist_ok=True)
-    except OSError as err:
-        raise RunFileError(
-            f"cannot create the study's case folder '{plan.out}': {err.strerror}"
-        ) from None
-    successors = {c.previous: c for c in plan.cases if c.previous is not None}
-    paths = []
-    for head in (c for c in plan.cases if c.previous is None):
-        path, case = [], head
-        while case is not None:
-            path.append(case)
-            case = successors.get(case.index)
-        paths.append(path)
-    executor, owned, client = run_options.get("executor"), None, None
-    threads = run_options.get("threads")
-    if executor is None and run_options.get("scheduler") is not None:
-        executor, dask_threads, client = _dask_executor(run_options["scheduler"], 2)
-        threads = threads or dask_threads
-    elif executor is None:
-        cores = _local_cores()
-        n = max(1, min(run_options.get("workers") or cores, len(paths)))
-        threads = threads or max(1, cores // n)
-        owned = executor = cf.ProcessPoolExecutor(
-            max_workers=n, mp_context=multiprocessing.get_context("spawn")
-        )
-
-    def job(path):
-        return [
-            {
-                "name": c.name,
-                "hash": c.hash,
-                "values": c.values,
-                "config": _execution_config(c, plan.out / c.file, threads),
-                "path": str(plan.out / c.file),
-                "previous": (
-                    None
-                    if c.previous is None
-                    else str(plan.out / plan.cases[c.previous].file)
-                ),
-                "previous_hash": (
-                    None if c.previous is None else plan.cases[c.previous].hash
-                ),
-            }
-            for c in path
-        ]
-
-    created = _now()
-    result = SweepResult(plan.out, plan.keys, plan.chain)
-    outcomes, futures = {}, {}
-    try:
-        futures = {executor.submit(_turnpike_path, job(p), threads): p for p in paths}
-        for future in cf.as_completed(futures):
-            for case, info in zip(futures[future], future.result(), strict=True):
-                outcomes[case.index] = info
-    except KeyboardInterrupt:
-        result.interrupted = True
-        for future in futures:
-            future.cancel()
-    finally:
-        if owned is not None:
-            owned.shutdown(wait=not result.interrupted, cancel_futures=True)
-        if client is not None:
-            client.close()
-    for case in plan.cases:
-        rec = CaseRecord(case.name, case.hash, dict(case.values), case.file)
-        if case.previous is not None:
-            rec.previous = plan.cases[case.previous].name
-        info = outcomes.get(case.index)
-        if info is not None:
-            rec._update(info)
-            rec.reused = bool(info.get("reused", False))
-        result.cases.append(rec)
-    _write_index(result, plan.text, created)
-    return plan, result
-
-
 def running_cost_along(problem, states) -> np.ndarray:
     """``R(x(t_k))`` at every level, without the weight ``beta``.
 
@@ -1828,16 +1596,14 @@ def turnpike_study(
             f"warm must be True, 'turnpike', 'rescale' or False, got {warm!r}"
         )
     options = _run_options(workers, scheduler, progress, threads, executor)
-    if warm == "turnpike":
-        plan, result = _run_turnpike_paths(cfg, grid, folder / "cases", options)
-    else:
-        plan, result = _run_cases(
-            cfg,
-            grid,
-            "model.time_nodes" if warm else None,
-            folder / "cases",
-            options,
-        )
+    plan, result = _run_cases(
+        cfg,
+        grid,
+        "model.time_nodes" if warm else None,
+        folder / "cases",
+        options,
+        warm_start=warm or None,
+    )
     rows, curves = [], {}
     for record in result:
         case = plan.cases[[c.name for c in plan.cases].index(record.name)]

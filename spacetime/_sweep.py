@@ -72,8 +72,14 @@ _NOT_CHAINABLE = (
 _SWEEP_KEYS = {
     "grid": "table of dotted run-config keys, each with a list of values",
     "chain": "one grid key along which cases warm-start from their predecessor",
+    "warm_start": 'how a chained case starts: "rescale" (default) or "turnpike"',
     "out": "folder of the case files and the index",
 }
+# How a chained case is started from its predecessor's solution (_train_warm):
+# "rescale" scales the controls by T1 / T2 on the same number of layers (the same
+# flow for a homogeneous field); "turnpike" keeps the approach and exit arcs at
+# their absolute times and holds the middle (_studies.turnpike_controls).
+WARM_START_RULES = ("rescale", "turnpike")
 _HEADLINE = (
     "objective",
     "risk",
@@ -145,6 +151,8 @@ class SweepPlan:
         The sweep folder (absolute).
     text : str
         The sweep config as given (TOML text, or JSON of a dictionary).
+    warm_start : str
+        How a chained case starts from its predecessor (:data:`WARM_START_RULES`).
     """
 
     cases: list
@@ -152,6 +160,7 @@ class SweepPlan:
     chain: str | None
     out: Path
     text: str
+    warm_start: str = "rescale"
 
     def describe(self) -> str:
         """One line per case: its file, what a run would do, its warm start."""
@@ -209,13 +218,14 @@ def parse_sweep_table(table) -> dict:
     ----------
     table : dict
         The ``[sweep]`` table as read from TOML: ``grid`` (dotted key -> list of
-        values), optionally ``chain`` (one grid key) and ``out`` (a folder).
+        values), optionally ``chain`` (one grid key), ``warm_start`` (with a chain)
+        and ``out`` (a folder).
 
     Returns
     -------
     dict
-        ``grid`` (an ordered dict of dotted key -> list), ``chain`` (str or None) and
-        ``out`` (str or None).
+        ``grid`` (an ordered dict of dotted key -> list), ``chain`` (str or None),
+        ``out`` (str or None) and ``warm_start`` (one of :data:`WARM_START_RULES`).
 
     Raises
     ------
@@ -291,7 +301,18 @@ def parse_sweep_table(table) -> dict:
     out = table.get("out")
     if out is not None and (not isinstance(out, str) or not out.strip()):
         raise ConfigError(f"sweep.out must be a folder name, got {out!r}")
-    return {"grid": grid, "chain": chain, "out": out}
+    warm = table.get("warm_start", "rescale")
+    if warm not in WARM_START_RULES:
+        raise ConfigError(
+            f"sweep.warm_start must be one of {', '.join(map(repr, WARM_START_RULES))},"
+            f" got {warm!r}"
+        )
+    if "warm_start" in table and chain is None:
+        raise ConfigError(
+            "sweep.warm_start needs sweep.chain (the key along which cases start "
+            "from their predecessor): add chain = \"model.T\", or remove warm_start"
+        )
+    return {"grid": grid, "chain": chain, "out": out, "warm_start": warm}
 
 
 def _toml_scalar(v) -> str:
@@ -424,7 +445,7 @@ def plan_sweep(config, out=None) -> SweepPlan:
         )
     table = parse_sweep_table(raw.pop("sweep"))
     validate(raw)  # the run config alone must be valid
-    grid, chain = table["grid"], table["chain"]
+    grid, chain, rule = table["grid"], table["chain"], table["warm_start"]
     keys = list(grid)
     labels = _labels(keys)
     folder = Path(out if out is not None else table["out"] or f"sweeps/{stem}")
@@ -456,7 +477,13 @@ def plan_sweep(config, out=None) -> SweepPlan:
     def resolve(i):
         if hashes[i] is None:
             prev = previous[i]
-            hashes[i] = case_hash(configs[i], None if prev is None else resolve(prev))
+            if prev is None:
+                hashes[i] = case_hash(configs[i])
+            else:  # the default rule hashes as before there were rules
+                start = resolve(prev)
+                if rule != "rescale":
+                    start = f"{rule}:{start}"
+                hashes[i] = case_hash(configs[i], start)
         return hashes[i]
 
     cases, seen = [], {}
@@ -470,7 +497,7 @@ def plan_sweep(config, out=None) -> SweepPlan:
             )
         seen[h] = name
         cases.append(Case(i, name, h, values[i], configs[i], previous[i]))
-    return SweepPlan(cases, keys, chain, folder, text)
+    return SweepPlan(cases, keys, chain, folder, text, rule)
 
 
 # ---------------------------------------------------------------------------
@@ -529,6 +556,7 @@ class _Task:
     chain: str | None = None
     warm_from: str | None = None
     warm_hash: str | None = None
+    warm_rule: str = "rescale"
 
 
 def warm_start_point(problem, controls: dict, p, p0, T_previous: float):
@@ -599,8 +627,11 @@ def warm_start_point(problem, controls: dict, p, p0, T_previous: float):
     return problem.join(theta, p, p0)
 
 
-def _train_warm(config: dict, source: str, out: str):
-    """:func:`spacetime.train` started from a chain predecessor's solution."""
+def _train_warm(config: dict, source: str, out: str, rule: str = "rescale"):
+    """:func:`spacetime.train` started from a chain predecessor's solution.
+
+    ``rule`` (:data:`WARM_START_RULES`) says how the start is made from it.
+    """
     from ._problem import accuracy
     from ._run import (
         TrainedRun,
@@ -623,17 +654,27 @@ def _train_warm(config: dict, source: str, out: str):
     try:
         controls = previous["controls"]
         n_prev = len(controls) if isinstance(controls, list) else len(controls["b"])
-        if n_prev != model.n_steps:  # another step count: resample in t / T
-            from ._studies import resample_controls
+        if rule == "turnpike":
+            from ._studies import turnpike_controls, turnpike_hold
 
-            controls = resample_controls(controls, previous["time"], model.time.nodes)
-        z0 = warm_start_point(
-            problem,
-            controls,
-            previous["p"],
-            previous["p0"],
-            float(previous["time"][-1]),
-        )
+            controls = turnpike_controls(
+                controls, previous["time"], model.time.nodes, turnpike_hold(model)
+            )
+            z0 = problem.join(model.pack(controls), previous["p"], previous["p0"])
+        else:
+            if n_prev != model.n_steps:  # another step count: resample in t / T
+                from ._studies import resample_controls
+
+                controls = resample_controls(
+                    controls, previous["time"], model.time.nodes
+                )
+            z0 = warm_start_point(
+                problem,
+                controls,
+                previous["p"],
+                previous["p0"],
+                float(previous["time"][-1]),
+            )
     except (ConfigError, KeyError, TypeError, ValueError) as err:
         raise ConfigError(
             f"cannot warm-start from '{Path(source).name}' ({err}): chain only along "
@@ -684,6 +725,7 @@ def _annotate(path, task: _Task) -> None:
         g.attrs["chain"] = task.chain or ""
         g.attrs["warm_start_from"] = Path(task.warm_from).name if task.warm_from else ""
         g.attrs["warm_start_hash"] = task.warm_hash or ""
+        g.attrs["warm_start_rule"] = task.warm_rule if task.warm_from else ""
 
 
 def _read_case(path) -> dict:
@@ -783,7 +825,7 @@ def _run_case(task: _Task) -> dict:
                 max_iter=opt["max_iter"],
             )
         elif task.warm_from is not None:
-            _train_warm(task.config, task.warm_from, tmp)
+            _train_warm(task.config, task.warm_from, tmp, task.warm_rule)
         else:
             train(task.config, out=tmp, overwrite=True)
         _annotate(tmp, task)
@@ -1462,6 +1504,7 @@ class _Runner:
                 else None
             ),
             warm_hash=prev.hash if prev is not None else None,
+            warm_rule=self.plan.warm_start,
         )
 
     def run(self) -> SweepResult:

@@ -82,6 +82,27 @@ def test_chain_key_must_be_swept_and_keep_the_parameter_count():
         parse_sweep_table({"grid": {"model.width": [3, 4]}, "chain": "model.width"})
 
 
+def test_warm_start_rule_is_checked_and_enters_the_chained_hashes_only(tmp_path):
+    grid = {"model.T": [1.0, 2.0]}
+    with pytest.raises(st.ConfigError, match="needs sweep.chain"):
+        parse_sweep_table({"grid": grid, "warm_start": "turnpike"})
+    with pytest.raises(st.ConfigError, match="'rescale', 'turnpike'"):
+        parse_sweep_table({"grid": grid, "chain": "model.T", "warm_start": "stretch"})
+    plain = st.plan_sweep(sweep_config(tmp_path / "s", grid=grid, chain="model.T"))
+    rescale = st.plan_sweep(
+        sweep_config(tmp_path / "s", grid=grid, chain="model.T", warm_start="rescale")
+    )
+    turnpike = st.plan_sweep(
+        sweep_config(tmp_path / "s", grid=grid, chain="model.T", warm_start="turnpike")
+    )
+    assert plain.warm_start == "rescale" and turnpike.warm_start == "turnpike"
+    # the default rule keeps the hashes of sweeps written before there were rules
+    assert [c.hash for c in rescale.cases] == [c.hash for c in plain.cases]
+    # the first case starts cold under either rule; the second does not
+    assert turnpike.cases[0].hash == plain.cases[0].hash
+    assert turnpike.cases[1].hash != plain.cases[1].hash
+
+
 def test_invalid_case_value_is_refused_before_anything_runs(tmp_path):
     cfg = sweep_config(tmp_path / "s", grid={"model.T": [1.0, -1.0]})
     with pytest.raises(st.ConfigError, match="model.T"):
