@@ -274,9 +274,7 @@ class TrainedRun:
         model = r.problem.model
         lines = [
             f"status          {r.status} ({r.message})",
-            f"model           {_kind(model)} {model.field} field, {model.activation}, "
-            f"width {model.width}, {model.n_steps} {model.scheme} steps on "
-            f"[0, {model.T:g}]",
+            *(f"{label:<15} {text}" for label, text in describe_model(model)),
             f"objective       {self.train['objective']:.6g}",
             f"training loss   {self.train['risk']:.6g}",
         ]
@@ -289,17 +287,32 @@ class TrainedRun:
             f"gradient evals  {r.n_fev}",
             f"wall time       {self.wall_time:.1f} s",
         ]
-        moving = getattr(model, "moving", None)
-        if moving is not None:
-            shapes = ["x".join(map(str, shape)) for shape in moving.shapes[:-1]]
-            lines.insert(2, f"widths per layer {_runs(shapes)}")
         if self.path is not None:
             lines.append(f"output          {self.path}")
         return "\n".join(lines)
 
 
-def _kind(model) -> str:
-    return "space-time" if isinstance(model, SpaceTimeNetwork) else "neural ODE"
+def describe_model(model) -> list[tuple[str, str]]:
+    """The model in words, as (label, text) lines: what ``spacetime run`` and
+    ``spacetime info`` print.
+
+    ``model``: the kind, field, activation, width, steps and horizon; and for a
+    space-time network ``widths per layer``: each grid's shape with the number of
+    layers on it, in order (``8x8 (4 layers), 6x6 (4 layers)``).
+    """
+    kind = "space-time" if isinstance(model, SpaceTimeNetwork) else "neural ODE"
+    lines = [
+        (
+            "model",
+            f"{kind} {model.field} field, {model.activation}, width {model.width}, "
+            f"{model.n_steps} {model.scheme} steps on [0, {model.T:g}]",
+        )
+    ]
+    moving = getattr(model, "moving", None)
+    if moving is not None:
+        shapes = ["x".join(map(str, shape)) for shape in moving.shapes[:-1]]
+        lines.append(("widths per layer", _runs(shapes)))
+    return lines
 
 
 def _runs(values) -> str:

@@ -551,17 +551,14 @@ def _cmd_check_gradient(args) -> int:
 
 
 def _cmd_info(args) -> int:
-    from ._run import load_run
+    from ._run import describe_model, load_run
 
     run = load_run(args.file)
-    m = run.model
     r = run.results
     print(f"file            {run.path}")
     print(f"status          {run.status} ({run.optimizer.get('message', '')})")
-    print(
-        f"model           {m.field} field, {m.activation}, width {m.width}, "
-        f"{m.n_steps} {m.scheme} steps on [0, {m.T:g}]"
-    )
+    for label, text in describe_model(run.model):
+        print(f"{label:<15} {text}")
     print(f"objective       {r['objective']:.6g}")
     print(f"training loss   {r['risk']:.6g}")
     for key, label in (

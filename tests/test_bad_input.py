@@ -770,3 +770,39 @@ def test_run_file_whose_config_has_ignored_spacetime_keys_still_loads(
     assert run.config["spacetime"]["rule"] == "trapezoid"
     expected = spacetime.load_run(finished_run).predict(np.ones((1, 2)))
     np.testing.assert_array_equal(run.predict(np.ones((1, 2))), expected)
+
+
+# ---------------------------------------------------------------------------
+# spacetime info describes the model as spacetime run does
+
+
+def test_info_names_the_kind_and_the_widths_per_layer_as_run_does(
+    tmp_path, capsys
+):
+    text = TINY.replace("width = 3\n", 'kind = "spacetime"\nT = 1.0\n').replace(
+        "max_iter = 20", "max_iter = 2"
+    )
+    # levels at t = 0, 0.25 on 4 nodes, from t = 0.5 on 3 nodes
+    cfg = _write(tmp_path, text + "[spacetime]\nwidths = [[0.0, 4], [0.5, 3]]\n")
+    path = tmp_path / "st.h5"
+    assert main(["run", cfg, "--out", str(path)]) == 0
+    printed = capsys.readouterr().out.splitlines()
+    assert main(["info", str(path)]) == 0
+    info = capsys.readouterr().out.splitlines()
+    model = [ln for ln in info if ln.startswith(("model ", "widths per layer "))]
+    assert model == [
+        "model           space-time inside field, tanh, width 4, 4 euler steps "
+        "on [0, 1]",
+        "widths per layer 4 (2 layers), 3 (2 layers)",
+    ]
+    assert [ln for ln in printed if ln in model] == model  # run printed the same
+
+
+def test_info_of_a_neural_ode_names_its_kind(capsys, finished_run):
+    assert main(["info", str(finished_run)]) == 0
+    out = capsys.readouterr().out
+    assert re.search(
+        r"^model           neural ODE inside field, tanh, width 3, 4 euler steps "
+        r"on \[0, 2\]$", out, re.M,
+    )
+    assert "widths per layer" not in out
