@@ -1122,11 +1122,34 @@ def _hdf5_header(path, what: str, fmt: str, version: int) -> None:
         found = found.decode()
     if found != fmt:
         raise RunFileError(f"'{path}' is not a {what} (format '{found}')")
-    if found_version != version:
+    if not _is_version(found_version, version):
         raise RunFileError(
-            f"'{path}' has {what} format version {found_version}; this spacetime "
-            f"reads version {version}: use the spacetime version that wrote it"
+            f"'{path}' has {what} format version {_version_text(found_version)}; "
+            f"this spacetime reads version {version} (an integer): use the "
+            "spacetime version that wrote it"
         )
+
+
+def _is_version(found, version: int) -> bool:
+    """Whether a stored ``format_version`` is the integer ``version``: a text
+    ``"1"`` or a float ``1.0`` is not (spacetime writes an integer)."""
+    if isinstance(found, bool | np.bool_) or not isinstance(found, int | np.integer):
+        return False
+    return int(found) == version
+
+
+def _version_text(found) -> str:
+    """A stored version as a message shows it: an integer as it is, anything else
+    (text, a float, a missing attribute) by its repr, so that ``'1'`` is not
+    shown as ``1``."""
+    if isinstance(found, int | np.integer) and not isinstance(found, bool | np.bool_):
+        return str(int(found))
+    if isinstance(found, bytes | np.bytes_):
+        found = bytes(found).decode(errors="replace")
+    if isinstance(found, np.generic):
+        found = found.item()
+    kind = "missing" if found is None else f"stored as {type(found).__name__}"
+    return f"{found!r} ({kind})"
 
 
 def _damaged(path, what: str, err) -> RunFileError:
@@ -2349,6 +2372,11 @@ def file_format(path) -> str | None:
     return fmt.decode() if isinstance(fmt, bytes) else str(fmt)
 
 
+_KINDS_ACCEPTED = (
+    "a run, study, convergence-study, sweep-index or simulation file (.h5)"
+)
+
+
 def load_file(path):
     """Read a file for drawing: the loaded object and its table of figures.
 
@@ -2363,8 +2391,15 @@ def load_file(path):
     table : dict of FigureKind
     """
     path = Path(path)
-    if path.is_dir() and (path / "index.h5").is_file():
+    if path.is_dir():
+        if not (path / "index.h5").is_file():
+            raise RunFileError(
+                f"'{path}' is a folder with no index.h5, so not a sweep folder: give "
+                f"a sweep folder (with its index.h5) or {_KINDS_ACCEPTED}"
+            )
         path = path / "index.h5"
+    if not path.exists():
+        raise RunFileError(f"file '{path}' does not exist: check the path")
     fmt = file_format(path)
     if fmt is None:  # missing, truncated or not HDF5: the run reader says which
         fmt = _io.FORMAT

@@ -578,3 +578,51 @@ def test_damaged_group_in_a_convergence_file_is_one_clear_error(conv_file, tmp_p
         del f["forward/stage/inside/rk4/error"]
     with pytest.raises(spacetime.RunFileError, match="incomplete or damaged"):
         _plot.load_convergence(other)
+
+
+@pytest.mark.parametrize("kind", ["conv", "sweep"])
+def test_version_stored_as_text_is_shown_as_text(
+    conv_file, sweep_folder, sim_files, tmp_path, capsys, kind
+):
+    # "1" is not the integer 1 the writers store: the message must not read
+    # "version 1; this spacetime reads version 1"
+    other = tmp_path / "other.h5"
+    shutil.copy(_file_of(kind, conv_file, sweep_folder, sim_files), other)
+    with h5py.File(other, "r+") as f:
+        f.attrs["format_version"] = "1"
+    out = tmp_path / "out"
+    assert main(["plot", str(other), "--out", str(out)]) == 2
+    err = capsys.readouterr().err
+    assert "format version '1' (stored as str)" in err
+    assert "reads version 1 (an integer)" in err
+    assert err.count("\n") == 1 and not out.exists()
+
+
+def test_version_text_keeps_integers_and_quotes_the_rest():
+    assert _plot._version_text(np.int64(1)) == "1"
+    assert _plot._version_text(2) == "2"
+    assert _plot._version_text(b"1") == "'1' (stored as str)"
+    assert _plot._version_text(np.float64(1.0)) == "1.0 (stored as float)"
+    assert _plot._version_text(None) == "None (missing)"
+    assert _plot._is_version(np.int32(1), 1) and not _plot._is_version("1", 1)
+    assert not _plot._is_version(np.float64(1.0), 1)
+    assert not _plot._is_version(np.True_, 1)
+
+
+@pytest.mark.parametrize("command", ["plot", "report"])
+def test_cli_names_a_folder_without_index_and_a_missing_file(
+    tmp_path, capsys, command
+):
+    empty = tmp_path / "sweeps" / "empty"
+    empty.mkdir(parents=True)
+    assert main([command, str(empty)]) == 2
+    err = capsys.readouterr().err
+    assert "is a folder with no index.h5" in err
+    assert "sweep folder" in err and "run, study, convergence-study" in err
+    assert "not a run file" not in err and err.count("\n") == 1
+    assert list(empty.iterdir()) == []
+
+    assert main([command, str(tmp_path / "nonexist.h5")]) == 2
+    err = capsys.readouterr().err
+    assert f"file '{tmp_path / 'nonexist.h5'}' does not exist" in err
+    assert "run file" not in err
