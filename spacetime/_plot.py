@@ -17,6 +17,7 @@ sweep's ``index.h5``) and :data:`SIMULATION_FIGURES` (a ``Simulation``).
 
 import json
 import logging
+import math
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -2519,13 +2520,86 @@ def check_dpi(dpi) -> None:
         raise ConfigError(f"the resolution must be a positive integer, got {dpi!r}")
 
 
+MAX_PIXELS = 50_000_000
+"""The most pixels one image may have (width x height at the chosen dpi): a
+larger image needs gigabytes to render and is refused before any is rendered."""
+
+
+def check_pixels(figures: dict, dpi: int) -> None:
+    """Refuse, before any image is rendered, a resolution at which one of the
+    figures would have more than :data:`MAX_PIXELS` pixels.
+
+    Parameters
+    ----------
+    figures : dict
+        Name to Figure; the size of each is its size in inches times ``dpi``.
+    dpi : int
+
+    Raises
+    ------
+    ConfigError
+        Naming the figure, its size in pixels and the largest ``--dpi`` that fits.
+    """
+    check_dpi(dpi)
+    for name, fig in figures.items():
+        w, h = fig.get_size_inches()
+        pixels = (w * dpi) * (h * dpi)
+        if pixels > MAX_PIXELS:
+            largest = math.floor(math.sqrt(MAX_PIXELS / (w * h)))
+            raise ConfigError(
+                f"--dpi {dpi} would make the {name} figure {round(w * dpi)} x "
+                f"{round(h * dpi)} pixels ({pixels / 1e6:.0f} megapixels, more than "
+                f"{MAX_PIXELS / 1e6:.0f}): use --dpi {largest} or less; nothing "
+                "was written"
+            )
+
+
+def _render(fig: "Figure", path: Path, fmt: str, dpi: int) -> None:
+    fig.savefig(path, format=fmt, dpi=dpi)
+
+
 def save_figure(fig: "Figure", path, *, dpi: int = 90) -> Path:
-    """Write a figure atomically; the format is the path's suffix."""
+    """Write a figure atomically; the format is the path's suffix.
+
+    Raises
+    ------
+    ConfigError
+        When the image would have more than :data:`MAX_PIXELS` pixels at ``dpi``.
+    """
     path = Path(path)
     fmt = path.suffix.lstrip(".")
+    check_pixels({path.stem: fig}, dpi)
     with _io.atomic_path(path) as tmp:
-        fig.savefig(tmp, format=fmt, dpi=dpi)
+        _render(fig, tmp, fmt, dpi)
     return path
+
+
+def write_all(figures: dict, paths: dict, dpi: int, extra: dict | None = None):
+    """Write every figure, and the text files ``extra`` (path to text), all or
+    none: each goes to a temporary name and all are renamed at the end, so that
+    an error or Ctrl-C part of the way leaves none of them (and no temporary
+    file, and no folder this call created).
+
+    Parameters
+    ----------
+    figures, paths : dict
+        Name to Figure, and name to output path (the format is its suffix).
+    dpi : int
+    extra : dict, optional
+        Output path to text (a report), written with the figures.
+    """
+    check_pixels(figures, dpi)
+    extra = extra or {}
+    targets = {("figure", name): paths[name] for name in figures}
+    targets.update({("text", str(p)): p for p in extra})
+    with _io.atomic_paths(targets) as tmps:
+        for (kind, key), tmp in tmps.items():
+            if kind == "figure":
+                _render(figures[key], tmp, paths[key].suffix.lstrip("."), dpi)
+            else:
+                tmp.write_text(extra[Path(key)], encoding="utf-8")
+    for p in targets.values():
+        log.info("wrote %s", p)
 
 
 def save_figures(
@@ -2559,7 +2633,14 @@ def save_figures(
     RunFileError
         When the file cannot be read (nothing is written).
     ConfigError
-        For an unknown figure, format or layer, or a figure the file cannot have.
+        For an unknown figure, format or layer, a figure the file cannot have, or
+        a ``dpi`` at which a figure would have more than :data:`MAX_PIXELS`
+        pixels (refused before any image is rendered).
+
+    Notes
+    -----
+    The images are written all or none (see :func:`write_all`): an error or
+    Ctrl-C part of the way leaves none of this call's images.
     """
     if fmt not in _FORMATS:
         raise ConfigError(f"unknown image format '{fmt}': choose png or pdf")
@@ -2572,13 +2653,11 @@ def save_figures(
     out = source.parent if out is None else Path(out)
     stem = file_stem(run)
     figures = make_figures(run, what, layers=layers, table=table)
-    paths = [figure_path(out, stem, name, fmt) for name in figures]
-    for p in paths:
+    paths = {name: figure_path(out, stem, name, fmt) for name in figures}
+    for p in paths.values():
         _io.check_output_path(p, overwrite=True)
-    for fig, p in zip(figures.values(), paths, strict=True):
-        save_figure(fig, p, dpi=dpi)
-        log.info("wrote %s", p)
-    return paths
+    write_all(figures, paths, dpi)
+    return list(paths.values())
 
 
 def plot_file(path, what=None, *, layers=None) -> dict[str, "Figure"]:
@@ -2635,8 +2714,11 @@ __all__ = [
     "project_states",
     "risk_along_t",
     "sample_losses",
+    "MAX_PIXELS",
+    "check_pixels",
     "save_figure",
     "save_figures",
+    "write_all",
     "train_inputs",
     "train_states",
 ]

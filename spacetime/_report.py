@@ -20,16 +20,17 @@ from ._plot import (
     RUN_FIGURES,
     _source_path,
     check_dpi,
+    check_pixels,
     figure_path,
     file_stem,
     load_file,
     make_figures,
     model_line,
-    save_figure,
     simulation_control_norms,
     simulation_labels,
     sweep_layout,
     table_for,
+    write_all,
 )
 
 log = logging.getLogger(__name__)
@@ -525,6 +526,13 @@ def write_report(file, out=None, *, layers=None, dpi: int = 90) -> Path:
     RunFileError
         When the file cannot be read or the report cannot be written; a file that
         cannot be read leaves nothing written.
+    ConfigError
+        When a figure would have more than ``MAX_PIXELS`` pixels at ``dpi``.
+
+    Notes
+    -----
+    The report and its images are written all or none: an error or Ctrl-C part
+    of the way leaves none of them.
     """
     check_dpi(dpi)
     run, table = load_file(file)
@@ -537,13 +545,10 @@ def write_report(file, out=None, *, layers=None, dpi: int = 90) -> Path:
     for p in [md_path, *paths.values()]:
         _io.check_output_path(p, overwrite=True)
 
-    for name, fig in figures.items():
-        save_figure(fig, paths[name], dpi=dpi)
+    check_pixels(figures, dpi)
     links = {name: p.name for name, p in paths.items()}
     text = markdown_for(run, links, table, out)
-    with _io.atomic_path(md_path) as tmp:
-        tmp.write_text(text, encoding="utf-8")
-    log.info("wrote %s", md_path)
+    write_all(figures, paths, dpi, {md_path: text})
     return md_path
 
 

@@ -741,9 +741,16 @@ def main(argv=None) -> int:
         print(f"spacetime: error: {err}", file=sys.stderr)
         return EXIT_BAD_INPUT
     except MemoryError:
+        advice = {
+            "plot": "draw fewer figures (--what) or use a smaller --dpi",
+            "report": "draw the figures one at a time with 'spacetime plot FILE "
+            "--what NAME'",
+        }.get(
+            args.command,
+            "use fewer layers, a smaller width or fewer samples (data.max_samples)",
+        )
         print(
-            "spacetime: error: out of memory: use fewer layers, a smaller width or "
-            "fewer samples (data.max_samples); nothing was written",
+            f"spacetime: error: out of memory: {advice}; nothing was written",
             file=sys.stderr,
         )
         return EXIT_BAD_INPUT

@@ -1,5 +1,6 @@
 """Figures and reports of run files: the drawn data are the file's data."""
 
+import dataclasses
 import re
 import shutil
 import tomllib
@@ -503,4 +504,118 @@ def test_wide_inputs_get_pca_trajectories_and_no_decision_regions(tmp_path, caps
     out = tmp_path / "out"
     assert main(["plot", str(path), "--what", "regions", "--out", str(out)]) == 2
     assert "64 features, not 2" in capsys.readouterr().err
+    assert not out.exists()
+
+
+def _interrupt_on_call(monkeypatch, n):
+    """Make the n-th image rendered raise KeyboardInterrupt (Ctrl-C) instead;
+    the earlier ones are written as usual. Returns the list of rendered paths."""
+    from matplotlib.figure import Figure
+
+    real = Figure.savefig
+    calls = []
+
+    def savefig(self, fname, *args, **kwargs):
+        calls.append(fname)
+        if len(calls) == n:
+            raise KeyboardInterrupt
+        return real(self, fname, *args, **kwargs)
+
+    monkeypatch.setattr(Figure, "savefig", savefig)
+    return calls
+
+
+@pytest.mark.parametrize("command", ["plot", "report"])
+@pytest.mark.parametrize("out_exists", [False, True])
+def test_ctrl_c_during_the_second_image_leaves_no_image_of_the_call(
+    run_files, tmp_path, capsys, monkeypatch, command, out_exists
+):
+    out = tmp_path / "out"
+    if out_exists:
+        out.mkdir()
+        (out / "notes.txt").write_text("mine")
+    calls = _interrupt_on_call(monkeypatch, 2)
+    assert main([command, str(run_files["ce2"]), "--out", str(out)]) == 130
+    assert len(calls) == 2  # the first image was rendered, then Ctrl-C
+    assert "interrupted; nothing was written" in capsys.readouterr().err
+    if out_exists:
+        # no image, no report, no temporary file: only what was there before
+        assert [p.name for p in out.iterdir()] == ["notes.txt"]
+    else:
+        assert not out.exists()
+
+
+def test_ctrl_c_inside_a_figure_function_leaves_nothing(
+    run_files, tmp_path, capsys, monkeypatch
+):
+    def interrupted(run, **options):
+        raise KeyboardInterrupt
+
+    table = dict(_plot.RUN_FIGURES)
+    table["risk"] = dataclasses.replace(table["risk"], make=interrupted)
+    monkeypatch.setattr(_plot, "RUN_FIGURES", table)
+    monkeypatch.setitem(_plot.FILE_KINDS, spacetime._io.FORMAT, (
+        spacetime.load_run, table))
+    out = tmp_path / "out"
+    code = main(["plot", str(run_files["ce2"]), "--what", "history", "risk",
+                 "--out", str(out)])
+    assert code == 130 and not out.exists()
+
+
+def test_a_resolution_too_large_is_refused_before_any_image_is_rendered(
+    run_files, tmp_path, capsys, monkeypatch
+):
+    calls = _interrupt_on_call(monkeypatch, 10**9)
+    out = tmp_path / "out"
+    # the risk figure is 6.4 x 4.6 inches: 128000 x 92000 pixels at 20000 dpi
+    code = main(["plot", str(run_files["ce2"]), "--what", "risk", "--dpi", "20000",
+                 "--out", str(out)])
+    assert code == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "--dpi 20000" in err
+    assert "128000 x 92000 pixels" in err and "fewer layers" not in err
+    # the largest dpi that fits: 6.4 * 4.6 * dpi^2 <= 50e6
+    assert f"use --dpi {int((50e6 / (6.4 * 4.6)) ** 0.5)} or less" in err
+    # two figures, only the second (9 x 3.8 in) too large at 1250 dpi (risk:
+    # 46 megapixels, history: 53): neither is rendered
+    code = main(["plot", str(run_files["ce2"]), "--what", "risk", "history",
+                 "--dpi", "1250", "--out", str(out)])
+    assert code == 2 and "the history figure" in capsys.readouterr().err
+    assert calls == [] and not out.exists()
+    assert main(["report", str(run_files["ce2"]), "--out", str(out)]) == 0
+    assert len(calls) == len(_plot.figure_names(spacetime.load_run(run_files["ce2"])))
+
+    # the Python functions that save refuse the same way
+    fig = _plot.plot_history(spacetime.load_run(run_files["ce2"]))  # 9 x 3.8 in
+    before = len(calls)
+    with pytest.raises(spacetime.ConfigError, match="--dpi 3000 would make"):
+        _plot.save_figure(fig, tmp_path / "h.png", dpi=3000)
+    with pytest.raises(spacetime.ConfigError, match="--dpi 3000 would make"):
+        _plot.save_figures(run_files["ce2"], tmp_path / "api", dpi=3000)
+    with pytest.raises(spacetime.ConfigError, match="--dpi 3000 would make"):
+        _report.write_report(run_files["ce2"], tmp_path / "rep", dpi=3000)
+    assert len(calls) == before
+    assert not (tmp_path / "h.png").exists() and not (tmp_path / "api").exists()
+    assert not (tmp_path / "rep").exists()
+    # the cap itself: 9 x 3.8 inches is 50e6 pixels at 1209.1 dpi
+    _plot.check_pixels({"history": fig}, 1209)
+    with pytest.raises(spacetime.ConfigError, match="use --dpi 1209 or less"):
+        _plot.check_pixels({"history": fig}, 1210)
+
+
+@pytest.mark.parametrize("command", ["plot", "report"])
+def test_out_of_memory_while_drawing_gives_the_drawing_advice(
+    run_files, tmp_path, capsys, monkeypatch, command
+):
+    from matplotlib.figure import Figure
+
+    def savefig(self, *args, **kwargs):
+        raise MemoryError
+
+    monkeypatch.setattr(Figure, "savefig", savefig)
+    out = tmp_path / "out"
+    assert main([command, str(run_files["ce2"]), "--out", str(out)]) == 2
+    err = capsys.readouterr().err
+    assert "out of memory" in err and "fewer layers" not in err
+    assert ("--dpi" in err) == (command == "plot") and "--what" in err
     assert not out.exists()
