@@ -278,8 +278,19 @@ def _class_colours(n: int) -> np.ndarray:
     return np.array([cmap(i % cmap.N) for i in range(n)])
 
 
+def _class_texts(values) -> list[str]:
+    """The classes as the figures name them: the codes stored in the file's
+    ``data/y_train`` (0, 1, ...), each with the data set's own label in brackets
+    when some label differs from its code (spheres: class 0 is the label -1,
+    the ball; class 1 the label 1)."""
+    values = list(values)
+    if all(str(v) == str(c) for c, v in enumerate(values)):
+        return [str(c) for c in range(len(values))]
+    return [f"{c} (label {v})" for c, v in enumerate(values)]
+
+
 def _class_names(run: Run) -> list[str]:
-    return [str(v) for v in run.class_values]
+    return _class_texts(run.class_values)
 
 
 def _sample_colours(run: Run, y) -> tuple[np.ndarray, list]:
@@ -483,7 +494,7 @@ def plot_trajectories(
         f"{n_train} training samples\n{view}; dot at t = 0, circle at t = T",
         fontsize="medium",
     )
-    _legend(fig, ax, handles, "label" if _is_classification(run) else "target")
+    _legend(fig, ax, handles, "class" if _is_classification(run) else "target")
     return fig
 
 
@@ -831,7 +842,7 @@ def plot_state(run: Run, sample: int = 0, levels=None) -> "Figure":
         mesh = _draw_state_1d(ax, list(moving), t, values, (lo, hi), vmin, vmax)
         fig.colorbar(mesh, ax=ax, label="x(t, ξ)")
         ax.set_title(
-            f"State of training sample {sample} (label {label}) on the moving "
+            f"State of training sample {sample}, {label}, on the moving "
             f"grid; dots: grid nodes\n{_wrapped_model_line(run)}",
             fontsize="medium",
         )
@@ -845,7 +856,7 @@ def plot_state(run: Run, sample: int = 0, levels=None) -> "Figure":
     fig = _new_figure(3.1 * len(levels), 3.3)
     _draw_state_panels(fig, list(moving), t, values, levels, moving.domain)
     fig.suptitle(
-        f"State x(t, ξ) of training sample {sample} (label {label}) at chosen "
+        f"State x(t, ξ) of training sample {sample}, {label}, at chosen "
         "levels, each with its colour scale; dots: grid nodes",
         fontsize="medium",
     )
@@ -908,8 +919,8 @@ def _draw_state_panels(fig, level_grids, t, values, levels, domain):
 def _sample_label(run: Run, i: int) -> str:
     y = run.record["data"]["y_train"][i]
     if _is_classification(run):
-        return str(run.class_values[int(y)])
-    return f"{np.ravel(y)[0]:.3g}"
+        return f"class {_class_names(run)[int(y)]}"
+    return f"target {np.ravel(y)[0]:.3g}"
 
 
 def _draw_on_grid(ax, grid, values, range0, range1, vmin, vmax):
@@ -1300,15 +1311,21 @@ def _source_path(obj) -> Path:
 # Convergence studies: observed orders
 
 
-def _fit_line_through(x, y, order, floor=0.0):
-    """The line ``C x^order`` through the points with ``y > floor`` (least
-    squares in log-log with the slope fixed): its x and y, or None."""
+FIT_GAP = 3.0
+"""How far below the data the line of the fitted slope is drawn (a factor): a
+line through the points lay on them and could not be seen."""
+
+
+def _fit_line_below(x, y, order, floor=0.0):
+    """A line ``C x^order`` over the points with ``y > floor``, parallel to their
+    least-squares fit (slope fixed) and ``FIT_GAP`` times below the lowest of
+    them relative to it: its x and y, or None."""
     x, y = np.asarray(x, dtype=np.float64), np.asarray(y, dtype=np.float64)
     use = (y > floor) & np.isfinite(y) & (x > 0)
     if use.sum() < 2 or not np.isfinite(order):
         return None
-    log_c = np.mean(np.log(y[use]) - order * np.log(x[use]))
-    xs = x[use]
+    xs, ys = x[use], y[use]
+    log_c = np.min(np.log(ys) - order * np.log(xs)) - np.log(FIT_GAP)
     return xs, np.exp(log_c) * xs**order
 
 
@@ -1333,8 +1350,9 @@ def plot_convergence(study) -> "Figure":
         One axes per (sampling mode, field); in each, the line with gid
         ``"mode/field/scheme"`` holds the file's ``dt`` (x) and ``error`` (y),
         labelled with the fitted ``observed_order`` and the expected order; a
-        dashed line (gid ``"fit:mode/field/scheme"``) of that slope runs through
-        the points used in the fit.
+        dashed line (gid ``"fit:mode/field/scheme"``) of that slope spans the
+        points used in the fit, :data:`FIT_GAP` times below the lowest of them
+        (relative to the fit), so that it does not hide them.
     """
     from matplotlib.ticker import NullFormatter
 
@@ -1362,7 +1380,7 @@ def plot_convergence(study) -> "Figure":
                     label=f"{r.scheme}: order {r.order:.2f} (expected {r.expected})",
                 )
                 line.set_gid(name)
-                fit = _fit_line_through(r.dt, r.errors, r.order, floor)
+                fit = _fit_line_below(r.dt, r.errors, r.order, floor)
                 if fit is not None:
                     (dashed,) = ax.loglog(
                         *fit, "--", lw=0.8, color=colour[r.scheme], alpha=0.7
@@ -1383,7 +1401,8 @@ def plot_convergence(study) -> "Figure":
         ax.set_xlabel("step dt")
     fig.suptitle(
         "Observed orders: error of the flow against the step (log-log); dashed: "
-        "the fitted slope" + (f", dotted: fit floor {floor:g}" if floor > 0 else ""),
+        f"the fitted slope, drawn {FIT_GAP:g}x below the points fitted"
+        + (f"; dotted: fit floor {floor:g}" if floor > 0 else ""),
         fontsize="medium",
     )
     return fig
@@ -1423,9 +1442,12 @@ def plot_convergence_adjoint(study) -> "Figure":
                 label=f"{a.scheme}: order {a.order:.2f} (expected {expected})",
             )
             line.set_gid(f"adjoint/{a.field}/{a.scheme}")
-            fit = _fit_line_through(a.dt, a.gaps, a.order)
+            fit = _fit_line_below(a.dt, a.gaps, a.order)
             if fit is not None:
-                ax.loglog(*fit, "--", lw=0.8, color=colour[a.scheme], alpha=0.7)
+                (dashed,) = ax.loglog(
+                    *fit, "--", lw=0.8, color=colour[a.scheme], alpha=0.7
+                )
+                dashed.set_gid(f"fit:adjoint/{a.field}/{a.scheme}")
         ax.set_title(f"{fname} field", fontsize="small")
         ax.set_xlabel("step dt")
         ax.xaxis.set_minor_formatter(NullFormatter())
@@ -1433,7 +1455,8 @@ def plot_convergence_adjoint(study) -> "Figure":
         ax.grid(True, which="major", alpha=0.3)
     axes[0].set_ylabel("relative gap |g_discrete - g_continuous| / |g_continuous|")
     fig.suptitle(
-        "Exact discrete gradient against the continuous adjoint (log-log)",
+        "Exact discrete gradient against the continuous adjoint (log-log); "
+        f"dashed: the fitted slope, drawn {FIT_GAP:g}x below the points",
         fontsize="medium",
     )
     return fig
@@ -1738,11 +1761,25 @@ def plot_sweep_status(result) -> "Figure":
         for s in present
     ]
     fig.legend(handles=handles, fontsize="small", loc="outside right", title="status")
-    ax.set_title(
-        f"Status of the cases of sweep {result.out.name}; numbers: iterations",
+    # a figure title, wrapped to the figure's width: an axes title wider than a
+    # narrow sweep's figure was cut off at both ends
+    fig.suptitle(
+        _wrap_to(
+            f"Status of the cases of sweep {result.out.name}; numbers: iterations",
+            fig.get_figwidth(),
+        ),
         fontsize="medium",
     )
     return fig
+
+
+def _wrap_to(text: str, width_inches: float, points: float = 10.0) -> str:
+    """``text`` broken into lines no wider than ``width_inches`` at a font of
+    ``points`` (an average character of DejaVu Sans is under 0.62 em wide)."""
+    import textwrap
+
+    chars = max(12, int(width_inches * 72.0 / (0.62 * points)))
+    return "\n".join(textwrap.wrap(text, chars, break_on_hyphens=False))
 
 
 # ---------------------------------------------------------------------------
@@ -1810,7 +1847,8 @@ def simulation_labels(sim) -> tuple[list[str], np.ndarray | None]:
             ):
                 classes = np.asarray(dataset.y_train[:n], dtype=np.int64)
                 values = dataset.class_values
-                return [str(values[c]) for c in classes], classes
+                texts = _class_texts(values)
+                return [texts[c] for c in classes], classes
         except (SpacetimeError, OSError, ValueError, KeyError) as err:
             log.info("no labels for the simulated samples: %s", err)
     return [f"sample {i}" for i in range(n)], None
@@ -2158,6 +2196,10 @@ class FigureKind:
         A heading.
     caption : str
         One or two sentences on what the figure shows.
+    noted : bool
+        Whether leaving the figure out of the default set is said in one line
+        (when the reason is a surprise, as a sweep whose every case failed,
+        rather than the kind of file, as a regression without decision regions).
     """
 
     name: str
@@ -2165,6 +2207,7 @@ class FigureKind:
     unavailable: Callable
     title: str
     caption: str
+    noted: bool = False
 
 
 def _always(run):
@@ -2258,7 +2301,9 @@ CONVERGENCE_FIGURES: dict[str, FigureKind] = {
             "Error of the discrete flow at T against the step dt, log-log, for each "
             "scheme, vector field and way of sampling the controls; the legend "
             "gives the fitted order (least-squares slope over the errors above the "
-            "floor) and the order theory predicts.",
+            "floor) and the order theory predicts. The dashed line beside each "
+            f"series has the fitted slope; it is drawn {FIT_GAP:g} times below the "
+            "points, parallel to them, so as not to hide them.",
         ),
         FigureKind(
             "adjoint",
@@ -2266,7 +2311,9 @@ CONVERGENCE_FIGURES: dict[str, FigureKind] = {
             _has("adjoint", "adjoint series"),
             "Discrete gradient against the continuous adjoint",
             "Relative gap between the exact gradient of the discrete problem and "
-            "the continuous adjoint gradient, against the step, with fitted orders.",
+            "the continuous adjoint gradient, against the step, with fitted "
+            f"orders; the dashed lines have the fitted slopes, drawn {FIT_GAP:g} "
+            "times below the points.",
         ),
         FigureKind(
             "trained",
@@ -2279,17 +2326,33 @@ CONVERGENCE_FIGURES: dict[str, FigureKind] = {
     )
 }
 
+def _sweep_numbers_unavailable(result) -> str | None:
+    if not len(result):
+        return "the sweep has no cases"
+    if any(np.isfinite(c.objective) for c in result.cases):
+        return None
+    counts = result.counts()
+    if counts.get("failed", 0) == len(result):
+        return f"all {len(result)} cases of the sweep failed, so none has numbers"
+    return (
+        "no case of the sweep has a result file yet ("
+        + ", ".join(f"{n} {s}" for s, n in sorted(counts.items()))
+        + ")"
+    )
+
+
 SWEEP_FIGURES: dict[str, FigureKind] = {
     k.name: k
     for k in (
         FigureKind(
             "cases",
             plot_sweep,
-            lambda result: None if len(result) else "the sweep has no cases",
+            _sweep_numbers_unavailable,
             "Headline numbers against the swept key",
             "Final objective, training loss and (for classifications) test accuracy "
             "of every case against one swept key; one line per combination of the "
             "other swept keys.",
+            noted=True,
         ),
         FigureKind(
             "status",
@@ -2445,6 +2508,22 @@ def figure_names(run, table=None) -> list[str]:
     """Names of the figures a loaded file can have, in drawing order."""
     table = RUN_FIGURES if table is None else table
     return [k.name for k in table.values() if k.unavailable(run) is None]
+
+
+def left_out(run, table=None) -> list[str]:
+    """One line for each figure that the default set leaves out for a reason a
+    reader would not expect (see ``FigureKind.noted``): its name and why."""
+    table = RUN_FIGURES if table is None else table
+    notes = []
+    for kind in table.values():
+        reason = kind.noted and kind.unavailable(run)
+        if reason:
+            notes.append(f"the {kind.name} figure is left out: {reason}")
+    return notes
+
+
+def _warn(note: str) -> None:
+    log.warning("%s", note)
 
 
 def make_figures(run, what=None, *, layers=None, table=None) -> dict[str, "Figure"]:
@@ -2603,7 +2682,14 @@ def write_all(figures: dict, paths: dict, dpi: int, extra: dict | None = None):
 
 
 def save_figures(
-    file, out=None, what=None, *, fmt: str = "png", layers=None, dpi: int = 90
+    file,
+    out=None,
+    what=None,
+    *,
+    fmt: str = "png",
+    layers=None,
+    dpi: int = 90,
+    on_note: Callable = _warn,
 ) -> list[Path]:
     """Draw the figures of a file and write them next to each other.
 
@@ -2621,6 +2707,10 @@ def save_figures(
         Levels of the decision regions.
     dpi : int
         Resolution of PNG images.
+    on_note : callable, optional
+        Called with one line for each figure the default set leaves out for a
+        reason a reader would not expect (:func:`left_out`); default a logged
+        warning.
 
     Returns
     -------
@@ -2653,6 +2743,9 @@ def save_figures(
     out = source.parent if out is None else Path(out)
     stem = file_stem(run)
     figures = make_figures(run, what, layers=layers, table=table)
+    if not what:
+        for note in left_out(run, table):
+            on_note(note)
     paths = {name: figure_path(out, stem, name, fmt) for name in figures}
     for p in paths.values():
         _io.check_output_path(p, overwrite=True)
@@ -2695,6 +2788,7 @@ __all__ = [
     "table_for",
     "FigureKind",
     "figure_names",
+    "left_out",
     "level_outputs",
     "load_file",
     "model_line",

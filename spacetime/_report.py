@@ -19,10 +19,12 @@ from . import _io
 from ._plot import (
     RUN_FIGURES,
     _source_path,
+    _warn,
     check_dpi,
     check_pixels,
     figure_path,
     file_stem,
+    left_out,
     load_file,
     make_figures,
     model_line,
@@ -501,7 +503,9 @@ def markdown_for(obj, figures=None, table=None, out=None) -> str:
     return report_markdown(obj, figures, table)
 
 
-def write_report(file, out=None, *, layers=None, dpi: int = 90) -> Path:
+def write_report(
+    file, out=None, *, layers=None, dpi: int = 90, on_note=None
+) -> Path:
     """Write ``<stem>.md`` and its PNG figures for a file.
 
     Parameters
@@ -515,6 +519,10 @@ def write_report(file, out=None, *, layers=None, dpi: int = 90) -> Path:
         Levels of the decision regions.
     dpi : int
         Resolution of the images.
+    on_note : callable, optional
+        Called with one line for each figure left out for a reason a reader
+        would not expect (a sweep whose every case failed has no ``cases``
+        figure); default a logged warning.
 
     Returns
     -------
@@ -541,6 +549,8 @@ def write_report(file, out=None, *, layers=None, dpi: int = 90) -> Path:
     stem = file_stem(run)
     md_path = out / f"{stem}.md"
     figures = make_figures(run, layers=layers, table=table)
+    for note in left_out(run, table):
+        (on_note or _warn)(note)
     paths = {name: figure_path(out, stem, name, "png") for name in figures}
     for p in [md_path, *paths.values()]:
         _io.check_output_path(p, overwrite=True)

@@ -586,16 +586,21 @@ def _cmd_plot(args) -> int:
         fmt=args.format,
         layers=args.layers,
         dpi=args.dpi,
+        on_note=_note,
     )
     for path in paths:
         print(path)
     return 0
 
 
+def _note(text):
+    print(f"spacetime: note: {text}", file=sys.stderr)
+
+
 def _cmd_report(args) -> int:
     from ._report import write_report
 
-    print(write_report(args.file, args.out))
+    print(write_report(args.file, args.out, on_note=_note))
     return 0
 
 

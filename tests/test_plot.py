@@ -619,3 +619,25 @@ def test_out_of_memory_while_drawing_gives_the_drawing_advice(
     assert "out of memory" in err and "fewer layers" not in err
     assert ("--dpi" in err) == (command == "plot") and "--what" in err
     assert not out.exists()
+
+
+@pytest.mark.parametrize("case", ["ce2", "logistic3"])
+def test_classes_are_named_by_the_codes_the_file_stores(runs, run_files, case):
+    # spheres: the file stores 0 and 1 in data/y_train; the data set's own labels
+    # -1 (ball) and 1 (shell) are kept in data/class_values and shown in brackets
+    with h5py.File(run_files[case], "r") as f:
+        y = f["data/y_train"][()]
+    assert sorted(np.unique(y)) == [0, 1]
+    run = runs[case]
+    assert [str(v) for v in run.class_values] == ["-1", "1"]
+    expected = ["0 (label -1)", "1 (label 1)"]
+    fig = _plot.plot_trajectories(run)
+    (legend,) = fig.legends
+    assert [t.get_text() for t in legend.get_texts()][:2] == expected
+    lines = _sample_lines(fig)
+    for code, handle in enumerate(legend.legend_handles[:2]):
+        i = int(np.flatnonzero(y == code)[0])  # a sample of that stored code
+        assert np.allclose(lines[i].get_color(), handle.get_color())
+    if case == "ce2":
+        (legend,) = _plot.plot_decision_regions(run).legends
+        assert [t.get_text() for t in legend.get_texts()] == expected

@@ -136,10 +136,15 @@ def test_orders_figure_draws_the_files_errors_with_their_fitted_orders(conv_file
                     label = _legend_of(line)
                     assert f"order {order:.2f}" in label
                     assert f"expected {g.attrs['expected_order']}" in label
-                    # the dashed line has the fitted slope
+                    # the dashed line has the fitted slope, over the fitted points
                     fx, fy = lines[f"fit:{name}"].get_data()
                     slope = np.diff(np.log(fy)) / np.diff(np.log(fx))
                     np.testing.assert_allclose(slope, order, rtol=1e-9)
+                    # ... and lies apart from them, below every one of them by a
+                    # factor 3 or more (3 at the closest), so that both are seen
+                    np.testing.assert_array_equal(fx, dt[err > floor])
+                    ratio = err[err > floor] / fy
+                    assert ratio.min() == pytest.approx(3.0, rel=1e-12)
     assert len(names) == 3 * 1 * 2
     assert len(fig.axes) == 2  # two modes, one field
     # the schemes' classical orders show where the controls are sampled per stage
@@ -263,6 +268,53 @@ def test_status_figure_holds_each_cases_status(sweep_folder):
         for c, i in enumerate(idx):
             assert names[int(grid[r, c])] == result.cases[i].status
     assert sorted(names[int(v)] for v in grid.ravel()).count("failed") == 1
+
+
+def test_status_figure_title_is_inside_the_figure(sweep_folder):
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.text import Text
+
+    result = _plot.load_sweep_index(sweep_folder)
+    for keep in (result.cases, result.cases[:2], result.cases[:1]):
+        result.cases = list(keep)
+        fig = _plot.plot_sweep_status(result)
+        renderer = FigureCanvasAgg(fig).get_renderer()
+        fig.draw(renderer)
+        (title,) = [
+            t for t in fig.findobj(Text) if t.get_text().startswith("Status of")
+        ]
+        box = title.get_window_extent(renderer)
+        assert 0 <= box.x0 and box.x1 <= fig.bbox.width, (box, fig.bbox)
+        assert box.y1 <= fig.bbox.height
+        words = " ".join(title.get_text().split())
+        assert words == "Status of the cases of sweep spheres-T; numbers: iterations"
+
+
+def test_a_sweep_whose_every_case_failed_has_no_cases_figure(tmp_path, capsys):
+    cfg = dict(SWEEP, model={"width": 1, "n_steps": 4})  # width 1 < 2 features
+    cfg["sweep"] = {"grid": {"problem.lam": [1e-2, 1e-3]}}
+    folder = tmp_path / "allfailed"
+    result = spacetime.run_sweep(cfg, out=folder, workers=1, progress=False)
+    assert result.counts() == {"failed": 2}
+    out = tmp_path / "out"
+    assert main(["plot", str(folder), "--out", str(out)]) == 0
+    captured = capsys.readouterr()
+    assert [p.name for p in out.iterdir()] == ["allfailed-status.png"]
+    assert captured.out.splitlines() == [str(out / "allfailed-status.png")]
+    assert captured.err == (
+        "spacetime: note: the cases figure is left out: all 2 cases of the sweep "
+        "failed, so none has numbers\n"
+    )
+    assert main(["report", str(folder), "--out", str(out)]) == 0
+    text = (out / "allfailed.md").read_text()
+    assert "allfailed-status.png" in text and "allfailed-cases" not in text
+    assert "left out" in capsys.readouterr().err
+    assert main(["plot", str(folder), "--what", "cases", "--out", str(tmp_path)]) == 2
+    assert "all 2 cases of the sweep failed" in capsys.readouterr().err
+    # a case with numbers is enough for the figure
+    result.cases[0].objective = 1.0
+    assert _plot.left_out(result, _plot.SWEEP_FIGURES) == []
+    assert "cases" in _plot.figure_names(result, _plot.SWEEP_FIGURES)
 
 
 # -- simulations ----------------------------------------------------------------
