@@ -400,7 +400,7 @@ def plot_trajectories(
     projection: str = "auto",
     seed: int = 0,
 ) -> "Figure":
-    """Paths ``t -> x_i(t)`` of training samples, coloured by label.
+    """Paths ``t -> x_i(t)`` of training samples, coloured by class.
 
     Each sample is one line through its states at the levels ``t_0 .. t_L`` (with
     a dot at ``t_0`` and a larger marker at ``T``). Width 2 is drawn in the plane,
@@ -1400,9 +1400,12 @@ def plot_convergence(study) -> "Figure":
     for ax in axes[-1]:
         ax.set_xlabel("step dt")
     fig.suptitle(
-        "Observed orders: error of the flow against the step (log-log); dashed: "
-        f"the fitted slope, drawn {FIT_GAP:g}x below the points fitted"
-        + (f"; dotted: fit floor {floor:g}" if floor > 0 else ""),
+        _wrap_to(
+            "Observed orders: error of the flow against the step (log-log); "
+            f"dashed: the fitted slope, drawn {FIT_GAP:g}x below the points fitted"
+            + (f"; dotted: fit floor {floor:g}" if floor > 0 else ""),
+            fig.get_figwidth(),
+        ),
         fontsize="medium",
     )
     return fig
@@ -1455,8 +1458,11 @@ def plot_convergence_adjoint(study) -> "Figure":
         ax.grid(True, which="major", alpha=0.3)
     axes[0].set_ylabel("relative gap |g_discrete - g_continuous| / |g_continuous|")
     fig.suptitle(
-        "Exact discrete gradient against the continuous adjoint (log-log); "
-        f"dashed: the fitted slope, drawn {FIT_GAP:g}x below the points",
+        _wrap_to(
+            "Exact discrete gradient against the continuous adjoint (log-log); "
+            f"dashed: the fitted slope, drawn {FIT_GAP:g}x below the points",
+            fig.get_figwidth(),
+        ),
         fontsize="medium",
     )
     return fig
@@ -2222,7 +2228,7 @@ RUN_FIGURES: dict[str, FigureKind] = {
             plot_trajectories,
             _trajectories_unavailable,
             "Trajectories",
-            "Paths of training samples through the network, coloured by label "
+            "Paths of training samples through the network, coloured by class "
             "(by target value in a regression).",
         ),
         FigureKind(

@@ -270,24 +270,35 @@ def test_status_figure_holds_each_cases_status(sweep_folder):
     assert sorted(names[int(v)] for v in grid.ravel()).count("failed") == 1
 
 
-def test_status_figure_title_is_inside_the_figure(sweep_folder):
+def _title_inside(fig, start):
+    """The words of the title that starts with ``start``, after checking that
+    the title is drawn inside the figure (not cut off at an edge)."""
     from matplotlib.backends.backend_agg import FigureCanvasAgg
     from matplotlib.text import Text
 
+    renderer = FigureCanvasAgg(fig).get_renderer()
+    fig.draw(renderer)
+    (title,) = [t for t in fig.findobj(Text) if t.get_text().startswith(start)]
+    box = title.get_window_extent(renderer)
+    assert 0 <= box.x0 and box.x1 <= fig.bbox.width, (box, fig.bbox)
+    assert box.y1 <= fig.bbox.height
+    return " ".join(title.get_text().split())
+
+
+def test_status_figure_title_is_inside_the_figure(sweep_folder):
     result = _plot.load_sweep_index(sweep_folder)
     for keep in (result.cases, result.cases[:2], result.cases[:1]):
         result.cases = list(keep)
-        fig = _plot.plot_sweep_status(result)
-        renderer = FigureCanvasAgg(fig).get_renderer()
-        fig.draw(renderer)
-        (title,) = [
-            t for t in fig.findobj(Text) if t.get_text().startswith("Status of")
-        ]
-        box = title.get_window_extent(renderer)
-        assert 0 <= box.x0 and box.x1 <= fig.bbox.width, (box, fig.bbox)
-        assert box.y1 <= fig.bbox.height
-        words = " ".join(title.get_text().split())
+        words = _title_inside(_plot.plot_sweep_status(result), "Status of")
         assert words == "Status of the cases of sweep spheres-T; numbers: iterations"
+
+
+def test_convergence_titles_are_inside_the_figures(conv_file):
+    study = _plot.load_convergence(conv_file)
+    words = _title_inside(_plot.plot_convergence(study), "Observed orders")
+    assert "dashed: the fitted slope, drawn 3x below the points fitted" in words
+    words = _title_inside(_plot.plot_convergence_adjoint(study), "Exact discrete")
+    assert words.endswith("dashed: the fitted slope, drawn 3x below the points")
 
 
 def test_a_sweep_whose_every_case_failed_has_no_cases_figure(tmp_path, capsys):
