@@ -28,6 +28,20 @@ FORMAT_VERSION = 1
 # Paths
 
 
+def version_text(found) -> str:
+    """A stored version as a message shows it: an integer as it is, anything else
+    (text, a float, a missing attribute) by its repr, so that ``'1'`` is not
+    shown as ``1``."""
+    if isinstance(found, int | np.integer) and not isinstance(found, bool | np.bool_):
+        return str(int(found))
+    if isinstance(found, bytes | np.bytes_):
+        found = bytes(found).decode(errors="replace")
+    if isinstance(found, np.generic):
+        found = found.item()
+    kind = "missing" if found is None else f"stored as {type(found).__name__}"
+    return f"{found!r} ({kind})"
+
+
 def check_output_path(
     path, overwrite=False, how="--overwrite (save.overwrite = true)"
 ) -> Path:
@@ -459,9 +473,9 @@ def read_run(path) -> dict:
             version = top.get("format_version")
             if version != FORMAT_VERSION:
                 raise RunFileError(
-                    f"'{path}' has run-file format version {version}; this spacetime "
-                    f"reads version {FORMAT_VERSION}: use the spacetime version that "
-                    "wrote it"
+                    f"'{path}' has run-file format version "
+                    f"{version_text(version)}; this spacetime reads version "
+                    f"{FORMAT_VERSION}: use the spacetime version that wrote it"
                 )
             run = {
                 "status": top["status"],

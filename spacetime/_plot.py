@@ -1136,7 +1136,7 @@ def _hdf5_header(path, what: str, fmt: str, version: int) -> None:
         raise RunFileError(f"'{path}' is not a {what} (format '{found}')")
     if not _is_version(found_version, version):
         raise RunFileError(
-            f"'{path}' has {what} format version {_version_text(found_version)}; "
+            f"'{path}' has {what} format version {_io.version_text(found_version)}; "
             f"this spacetime reads version {version} (an integer): use the "
             "spacetime version that wrote it"
         )
@@ -1148,20 +1148,6 @@ def _is_version(found, version: int) -> bool:
     if isinstance(found, bool | np.bool_) or not isinstance(found, int | np.integer):
         return False
     return int(found) == version
-
-
-def _version_text(found) -> str:
-    """A stored version as a message shows it: an integer as it is, anything else
-    (text, a float, a missing attribute) by its repr, so that ``'1'`` is not
-    shown as ``1``."""
-    if isinstance(found, int | np.integer) and not isinstance(found, bool | np.bool_):
-        return str(int(found))
-    if isinstance(found, bytes | np.bytes_):
-        found = bytes(found).decode(errors="replace")
-    if isinstance(found, np.generic):
-        found = found.item()
-    kind = "missing" if found is None else f"stored as {type(found).__name__}"
-    return f"{found!r} ({kind})"
 
 
 def _damaged(path, what: str, err) -> RunFileError:

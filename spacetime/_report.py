@@ -503,10 +503,21 @@ def markdown_for(obj, figures=None, table=None, out=None) -> str:
     return report_markdown(obj, figures, table)
 
 
+def report_name(obj, stem: str) -> str:
+    """``<stem>.md``, or ``<stem>-report.md`` for a study or convergence-study file,
+    whose command writes its own table as ``<stem>.md`` next to it."""
+    from ._convergence import ConvergenceStudy
+    from ._studies import Study
+
+    if isinstance(obj, Study | ConvergenceStudy):
+        return f"{stem}-report.md"
+    return f"{stem}.md"
+
+
 def write_report(
     file, out=None, *, layers=None, dpi: int = 90, on_note=None
 ) -> Path:
-    """Write ``<stem>.md`` and its PNG figures for a file.
+    """Write ``<stem>.md`` (see :func:`report_name`) and its PNG figures for a file.
 
     Parameters
     ----------
@@ -547,7 +558,7 @@ def write_report(
     source = _source_path(run)
     out = source.parent if out is None else Path(out)
     stem = file_stem(run)
-    md_path = out / f"{stem}.md"
+    md_path = out / report_name(run, stem)
     figures = make_figures(run, layers=layers, table=table)
     for note in left_out(run, table):
         (on_note or _warn)(note)

@@ -799,9 +799,9 @@ def load_simulation(path) -> Simulation:
             version = f.attrs.get("format_version")
             if version != FORMAT_VERSION:
                 raise RunFileError(
-                    f"'{path}' has simulation format version {version}; this "
-                    f"spacetime reads version {FORMAT_VERSION}: use the spacetime "
-                    "version that wrote it"
+                    f"'{path}' has simulation format version "
+                    f"{_io.version_text(version)}; this spacetime reads version "
+                    f"{FORMAT_VERSION}: use the spacetime version that wrote it"
                 )
             domain = [tuple(d) for d in json.loads(_text(f["model"].attrs["domain"]))]
             times = f["time/t"][()]

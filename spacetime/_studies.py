@@ -1952,6 +1952,9 @@ def _path_figure(study):
     ax_e.set_title("training error E at the final time", fontsize=9)
     ax_v.set_title("‖v‖ in L²(0,1), v(s) = T u(Ts)", fontsize=9)
     ax_d.set_title("‖v − v_previous‖ in L²(0,1)", fontsize=9)
+    ax_e.set_ylabel("E")
+    ax_v.set_ylabel("‖v‖")
+    ax_d.set_ylabel("‖v − v_previous‖")
     from matplotlib.ticker import FuncFormatter, NullFormatter
 
     for ax in (ax_e, ax_v, ax_d):

@@ -15,7 +15,7 @@ import numpy as np
 import pytest
 
 import spacetime
-from spacetime import _plot, _report
+from spacetime import _io, _plot, _report
 from spacetime.cli import main
 
 # -- the files ------------------------------------------------------------------
@@ -583,9 +583,14 @@ def test_study_report_has_the_table_and_the_figure(tmp_path):
         cfg, [1, 2], out=tmp_path / "study", workers=1, progress=False
     )
     assert main(["report", str(study.path), "--out", str(tmp_path / "rep")]) == 0
-    text = _links_exist(tmp_path / "rep" / "depth.md")
+    text = _links_exist(tmp_path / "rep" / "depth-report.md")
     assert study.table().strip().splitlines()[0] in text
     assert "(depth-study.png)" in text
+    # next to the study (no --out) the report keeps the study's own table
+    own = (tmp_path / "study" / "depth.md").read_text()
+    assert main(["report", str(study.path)]) == 0
+    assert (tmp_path / "study" / "depth.md").read_text() == own
+    assert (tmp_path / "study" / "depth-report.md").exists()
 
 
 KINDS = ["conv", "sweep", "sim"]
@@ -662,11 +667,11 @@ def test_version_stored_as_text_is_shown_as_text(
 
 
 def test_version_text_keeps_integers_and_quotes_the_rest():
-    assert _plot._version_text(np.int64(1)) == "1"
-    assert _plot._version_text(2) == "2"
-    assert _plot._version_text(b"1") == "'1' (stored as str)"
-    assert _plot._version_text(np.float64(1.0)) == "1.0 (stored as float)"
-    assert _plot._version_text(None) == "None (missing)"
+    assert _io.version_text(np.int64(1)) == "1"
+    assert _io.version_text(2) == "2"
+    assert _io.version_text(b"1") == "'1' (stored as str)"
+    assert _io.version_text(np.float64(1.0)) == "1.0 (stored as float)"
+    assert _io.version_text(None) == "None (missing)"
     assert _plot._is_version(np.int32(1), 1) and not _plot._is_version("1", 1)
     assert not _plot._is_version(np.float64(1.0), 1)
     assert not _plot._is_version(np.True_, 1)
