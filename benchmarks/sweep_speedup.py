@@ -11,7 +11,7 @@ poor scaling: if the workers were busy well below 100 %, other processes had the
 cores and the wall-time ratio says little; equal CPU per case with 1 and 2 workers
 means the cases run in parallel without overhead.
 
-    python benchmarks/sweep_speedup.py [--cases 8] [--samples 300] [--iters 20]
+    python benchmarks/sweep_speedup.py [--cases 8] [--samples 500] [--iters 60]
                                        [--repeat 2]
 """
 
@@ -82,8 +82,8 @@ def timed(root: Path, tag: str, cfg_args, workers: int, threads) -> float:
 def main():
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--cases", type=int, default=8)
-    ap.add_argument("--samples", type=int, default=300)
-    ap.add_argument("--iters", type=int, default=20)
+    ap.add_argument("--samples", type=int, default=500)
+    ap.add_argument("--iters", type=int, default=60)
     ap.add_argument(
         "--repeat",
         type=int,
