@@ -1558,7 +1558,7 @@ class _Runner:
                         and (self.limit is None or len(in_flight) < self.limit)
                     ):
                         i = ready.popleft()
-                        fut = self._submit(self._task(plan.cases[i]))
+                        fut = self._submit_to_live_pool(self._task(plan.cases[i]))
                         in_flight[fut] = i
                         result.cases[i].status = "running"
                     if not in_flight:
@@ -1592,8 +1592,8 @@ class _Runner:
                                 stopping = self._begin_stop(in_flight)
                     self._save_index(force=False)
                     if broken and self.own_pool and not stopping:
-                        self.executor.shutdown(wait=False, cancel_futures=True)
-                        self.executor = self._new_pool()
+                        if self._pool_broken():  # not replaced at a submit yet
+                            self._replace_broken_pool()
                 except KeyboardInterrupt:
                     if stopping:
                         abort = True
@@ -1644,6 +1644,41 @@ class _Runner:
             return self.executor.submit(_run_case, task)
         finally:
             signal.signal(signal.SIGINT, previous)
+
+    def _pool_broken(self) -> bool:
+        """Whether the local pool lost a worker and takes no more work.
+
+        ProcessPoolExecutor has no public test for this; its manager thread sets
+        ``_broken`` as soon as it sees a worker die, before the futures report it.
+        """
+        return bool(getattr(self.executor, "_broken", False))
+
+    def _replace_broken_pool(self) -> None:
+        """Start a new local pool in place of a broken one.
+
+        The broken pool's futures fail with BrokenProcessPool on their own (its
+        manager thread fails every pending one), and those cases run again; the
+        pool is not asked to cancel them, which could turn a lost case into a
+        cancelled one that is not run again.
+        """
+        self.executor.shutdown(wait=False)
+        self.executor = self._new_pool()
+
+    def _submit_to_live_pool(self, task: _Task):
+        """:meth:`_submit`, first replacing a local pool a killed worker broke.
+
+        A worker can die between two submissions (killed, out of memory); the pool
+        then refuses new work before any of its futures has reported the death.
+        """
+        if self.own_pool and self._pool_broken():
+            self._replace_broken_pool()
+        try:
+            return self._submit(task)
+        except cf.process.BrokenProcessPool:
+            if not self.own_pool:
+                raise
+            self._replace_broken_pool()
+            return self._submit(task)
 
     def _on_terminate(self, signum, frame):
         """SIGTERM: stop as for Ctrl-C, passing the interrupt on to local workers."""

@@ -184,6 +184,33 @@ def test_case_lost_with_a_killed_local_worker_runs_again(local, tmp_path, caplog
         assert a.objective == b.objective
 
 
+def test_pool_broken_before_the_next_submission_is_replaced(local, tmp_path, caplog):
+    # the worker is dead and the pool knows it before the sweep submits its next
+    # case: the submission must go to a new pool, not fail the sweep
+    killed = []
+
+    def kill_and_wait(rec):
+        if killed:
+            return
+        worker = next(
+            p
+            for p in multiprocessing.active_children()
+            if p.name.startswith("SpawnProcess") and p.is_alive()
+        )
+        os.kill(worker.pid, signal.SIGKILL)
+        worker.join(10)
+        time.sleep(0.5)  # the pool's manager thread marks the pool broken
+        killed.append(worker.pid)
+
+    res = st.run_sweep(
+        sweep_config(tmp_path / "s"), workers=2, progress=False, on_case=kill_and_wait
+    )
+    assert killed
+    assert res.complete, res.summary()
+    for a, b in zip(res, local, strict=True):
+        assert a.objective == b.objective
+
+
 def test_any_executor_runs_the_sweep_with_the_same_results(local, tmp_path):
     with ThreadPoolExecutor(max_workers=2) as pool:
         res = st.run_sweep(sweep_config(tmp_path / "t"), pool, progress=False)
