@@ -183,8 +183,9 @@ def test_resume_without_out_rewrites_the_stopped_file(tmp_path, capsys):
 def test_ctrl_c_saves_an_interrupted_run_that_resumes(tmp_path):
     cfg = tmp_path / "long.toml"
     cfg.write_text(
+        # gtol = ftol = 0: no convergence test stops it before the interrupt
         "[model]\nn_steps = 40\n[optimizer]\nmax_iter = 100000\n"
-        "[save]\ntrajectories = false\n"
+        "gtol = 0.0\nftol = 0.0\n[save]\ntrajectories = false\n"
     )
     path = tmp_path / "long.h5"
     log = tmp_path / "stderr.txt"
