@@ -625,6 +625,20 @@ def refine_controls(theta, n_steps) -> np.ndarray:
     )
 
 
+#: The arrays of a :class:`TrainedResult`, one dataset each in ``/trained/<scheme>``.
+TRAINED_ARRAYS = (
+    "n_steps",
+    "objective",
+    "risk",
+    "grad_norm",
+    "n_iter",
+    "objective_diff",
+    "control_diff",
+    "objective_rate",
+    "control_rate",
+)
+
+
 @dataclass
 class TrainedResult:
     """Optimal values and controls of one problem at doubling numbers of layers.
@@ -1176,17 +1190,7 @@ def _write_files(study: ConvergenceStudy, paths: dict) -> None:
         tr = f.create_group("trained")
         for t in study.trained:
             g = tr.create_group(t.scheme)
-            for name in (
-                "n_steps",
-                "objective",
-                "risk",
-                "grad_norm",
-                "n_iter",
-                "objective_diff",
-                "control_diff",
-                "objective_rate",
-                "control_rate",
-            ):
+            for name in TRAINED_ARRAYS:
                 g.create_dataset(name, data=getattr(t, name))
             ctl = g.create_group("controls")
             for n, theta in zip(t.n_steps, t.thetas, strict=True):

@@ -1182,6 +1182,7 @@ def load_convergence(path):
     from ._convergence import (
         FORMAT,
         FORMAT_VERSION,
+        TRAINED_ARRAYS,
         AdjointResult,
         ConvergenceStudy,
         ForwardResult,
@@ -1226,20 +1227,7 @@ def load_convergence(path):
                         )
                     )
             for scheme, g in f.get("trained", {}).items():
-                arrays = {
-                    name: g[name][()]
-                    for name in (
-                        "n_steps",
-                        "objective",
-                        "risk",
-                        "grad_norm",
-                        "n_iter",
-                        "objective_diff",
-                        "control_diff",
-                        "objective_rate",
-                        "control_rate",
-                    )
-                }
+                arrays = {name: g[name][()] for name in TRAINED_ARRAYS}
                 thetas = [g["controls"][f"L{int(n)}"][()] for n in arrays["n_steps"]]
                 trained.append(TrainedResult(scheme, **arrays, thetas=thetas))
     except (OSError, KeyError, ValueError, TypeError) as err:
