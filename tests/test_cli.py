@@ -311,3 +311,36 @@ def _stderr_of_tiny_run(tmp_path, terminal: bool) -> bytes:
 def test_progress_bar_shows_on_a_terminal_only(tmp_path):
     assert b"optimising" in _stderr_of_tiny_run(tmp_path, terminal=True)
     assert b"optimising" not in _stderr_of_tiny_run(tmp_path, terminal=False)
+
+
+def test_ctrl_c_while_the_command_starts_is_a_clean_exit(monkeypatch, capsys):
+    # the console script's module imports the package only inside main(), so an
+    # interrupt during that import is caught there, not printed as a traceback
+    import builtins
+
+    import spacetime_entry
+
+    real_import = builtins.__import__
+
+    def interrupted(name, *args, **kwargs):
+        if name == "spacetime.cli":
+            raise KeyboardInterrupt
+        return real_import(name, *args, **kwargs)
+
+    monkeypatch.setattr(builtins, "__import__", interrupted)
+    assert spacetime_entry.main() == 130
+    assert capsys.readouterr().err == (
+        "spacetime: interrupted while starting; nothing was done\n"
+    )
+
+
+def test_console_script_runs_the_command_line_through_the_light_entry_module():
+    text = SPACETIME.read_text()
+    assert "from spacetime_entry import main" in text
+    out = subprocess.run(
+        [str(SPACETIME), "config", "--default-experiment"],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout
+    assert 'kind = "spacetime"' in out
