@@ -512,6 +512,16 @@ def read_run(path) -> dict:
                 },
                 "trajectories": _read_trajectories(f),
             }
+            lengths = {k: np.shape(v) for k, v in run["history"].items()}
+            if len({shape for shape in lengths.values()}) != 1 or any(
+                len(shape) != 1 for shape in lengths.values()
+            ):
+                shown = ", ".join(f"{k} {v}" for k, v in lengths.items())
+                raise RunFileError(
+                    f"run file '{path}' is damaged: its optimiser history arrays "
+                    f"should be vectors of one length, found {shown}; use another "
+                    "copy, or run the case again"
+                )
     except RunFileError:
         raise
     except (KeyError, OSError, ValueError, RuntimeError, TypeError) as err:

@@ -474,6 +474,25 @@ def test_cli_refuses_truncated_file_and_writes_nothing(
 
 
 @pytest.mark.parametrize("command", ["plot", "report"])
+def test_cli_refuses_a_history_of_unequal_lengths_and_writes_nothing(
+    run_files, tmp_path, capsys, command
+):
+    damaged = tmp_path / "damaged.h5"
+    shutil.copy(run_files["ce2"], damaged)
+    with h5py.File(damaged, "r+") as f:
+        h = f["optimizer/history"]
+        risk = h["risk"][()]
+        del h["risk"]
+        h.create_dataset("risk", data=risk[:-1])
+    out = tmp_path / "out"
+    assert main([command, str(damaged), "--out", str(out)]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("spacetime: error:") and "history arrays" in err
+    assert err.count("\n") == 1
+    assert not out.exists()
+
+
+@pytest.mark.parametrize("command", ["plot", "report"])
 def test_cli_refuses_other_format_version_and_writes_nothing(
     run_files, tmp_path, capsys, command
 ):
