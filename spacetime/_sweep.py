@@ -472,6 +472,9 @@ def plan_sweep(config, out=None) -> SweepPlan:
             for a, b in itertools.pairwise(members):
                 previous[b] = a
 
+    if rule == "turnpike":
+        _check_turnpike_steps(configs, values, previous)
+
     hashes = [None] * len(combos)
 
     def resolve(i):
@@ -498,6 +501,37 @@ def plan_sweep(config, out=None) -> SweepPlan:
         seen[h] = name
         cases.append(Case(i, name, h, values[i], configs[i], previous[i]))
     return SweepPlan(cases, keys, chain, folder, text, rule)
+
+
+def _check_turnpike_steps(configs, values, previous) -> None:
+    """Refuse a turnpike chain whose cases do not share one uniform time step.
+
+    The turnpike warm start keeps controls at the same absolute times, which needs
+    the same step on the predecessor's grid and the case's.
+    """
+    from ._run import time_grid
+
+    def steps(cfg):
+        return np.diff(time_grid(cfg).nodes)
+
+    for i, prev in enumerate(previous):
+        if prev is None:
+            continue
+        both = np.concatenate([steps(configs[prev]), steps(configs[i])])
+        if np.ptp(both) > 1e-9 * both.max():
+            raise ConfigError(
+                "sweep.warm_start = 'turnpike' keeps the controls at the same "
+                "absolute times, so chained cases need one uniform time step: "
+                f"{values[prev]} has steps {_step_text(steps(configs[prev]))} and "
+                f"{values[i]} {_step_text(steps(configs[i]))}; chain along "
+                "model.time_nodes with the same step for every horizon, or use "
+                "warm_start = 'rescale'"
+            )
+
+
+def _step_text(steps) -> str:
+    lo, hi = float(np.min(steps)), float(np.max(steps))
+    return f"{lo:g}" if hi - lo <= 1e-9 * hi else f"{lo:g} to {hi:g}"
 
 
 # ---------------------------------------------------------------------------
@@ -676,9 +710,14 @@ def _train_warm(config: dict, source: str, out: str, rule: str = "rescale"):
                 float(previous["time"][-1]),
             )
     except (ConfigError, KeyError, TypeError, ValueError) as err:
+        hint = (
+            "chain along model.time_nodes with one time step for every horizon"
+            if rule == "turnpike"
+            else "chain only along keys that keep the number of parameters, such "
+            "as model.T or problem.lam"
+        )
         raise ConfigError(
-            f"cannot warm-start from '{Path(source).name}' ({err}): chain only along "
-            "keys that keep the number of parameters, such as model.T or problem.lam"
+            f"cannot warm-start from '{Path(source).name}' ({err}): {hint}"
         ) from None
     opt = config["optimizer"]
     result = solve(

@@ -88,12 +88,15 @@ def test_warm_start_rule_is_checked_and_enters_the_chained_hashes_only(tmp_path)
         parse_sweep_table({"grid": grid, "warm_start": "turnpike"})
     with pytest.raises(st.ConfigError, match="'rescale', 'turnpike'"):
         parse_sweep_table({"grid": grid, "chain": "model.T", "warm_start": "stretch"})
-    plain = st.plan_sweep(sweep_config(tmp_path / "s", grid=grid, chain="model.T"))
+    # horizons 0.5 and 1 at one step (the turnpike rule needs it)
+    grid = {"model.time_nodes": [[0.0, 0.25, 0.5], [0.0, 0.25, 0.5, 0.75, 1.0]]}
+    chain = "model.time_nodes"
+    plain = st.plan_sweep(sweep_config(tmp_path / "s", grid=grid, chain=chain))
     rescale = st.plan_sweep(
-        sweep_config(tmp_path / "s", grid=grid, chain="model.T", warm_start="rescale")
+        sweep_config(tmp_path / "s", grid=grid, chain=chain, warm_start="rescale")
     )
     turnpike = st.plan_sweep(
-        sweep_config(tmp_path / "s", grid=grid, chain="model.T", warm_start="turnpike")
+        sweep_config(tmp_path / "s", grid=grid, chain=chain, warm_start="turnpike")
     )
     assert plain.warm_start == "rescale" and turnpike.warm_start == "turnpike"
     # the default rule keeps the hashes of sweeps written before there were rules
@@ -101,6 +104,26 @@ def test_warm_start_rule_is_checked_and_enters_the_chained_hashes_only(tmp_path)
     # the first case starts cold under either rule; the second does not
     assert turnpike.cases[0].hash == plain.cases[0].hash
     assert turnpike.cases[1].hash != plain.cases[1].hash
+
+
+def test_turnpike_chain_needs_one_time_step_and_is_refused_before_running(tmp_path):
+    # along model.T at a fixed number of layers the step changes with T
+    cfg = sweep_config(
+        tmp_path / "s",
+        grid={"model.T": [1.0, 2.0]},
+        chain="model.T",
+        warm_start="turnpike",
+    )
+    with pytest.raises(st.ConfigError, match="one uniform time step.*time_nodes"):
+        st.run_sweep(cfg, workers=1, progress=False)
+    assert not (tmp_path / "s").exists()
+    # along the time grid with one step the plan is accepted
+    nodes = {"model.time_nodes": [[0.0, 0.25, 0.5], [0.0, 0.25, 0.5, 0.75, 1.0]]}
+    ok = sweep_config(
+        tmp_path / "t", grid=nodes, chain="model.time_nodes", warm_start="turnpike"
+    )
+    plan = st.plan_sweep(ok)
+    assert plan.warm_start == "turnpike" and plan.cases[1].previous == 0
 
 
 def test_invalid_case_value_is_refused_before_anything_runs(tmp_path):
