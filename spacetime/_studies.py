@@ -1864,9 +1864,14 @@ def _turnpike_table(study: Study) -> str:
         "",
         f"- mu: mean {_num(sm['mu_mean'], '.4f')}, spread "
         f"{_num(sm['mu_spread'], '.2%')} (max - min over the mean)",
-        f"- layers to reach {s['level']:g}: {sm['layers_min']} to "
-        f"{sm['layers_max']} ({sm['layers_reached']} of {sm['n_horizons']} horizons "
-        f"reach it), spread {_num(sm['layers_spread'], '.2%')}",
+        (
+            f"- layers to reach {s['level']:g}: {sm['layers_min']} to "
+            f"{sm['layers_max']} ({sm['layers_reached']} of {sm['n_horizons']} "
+            f"horizons reach it), spread {_num(sm['layers_spread'], '.2%')}"
+            if sm["layers_reached"]
+            else f"- layers to reach {s['level']:g}: no horizon reaches it "
+            f"(0 of {sm['n_horizons']})"
+        ),
     ]
     for f in study.fit_rows():
         lines.append(f"- slope of {f['quantity']} against T (log-log): {_fit_text(f)}")

@@ -1048,7 +1048,7 @@ class SweepResult:
                     f"{c.name:<{width}}  {c.status:<11} "
                     f"{_num(c.objective, '.5g'):>11} {_num(c.test_accuracy, '.4f'):>8} "
                     f"{c.n_iter if c.n_iter >= 0 else '-':>5} "
-                    f"{_num(c.wall_time, '.1f', 's'):>7}"
+                    f"{_num(c.wall_time, '.2f', 's'):>7}"
                 )
         for c in self.failed:
             lines.append(f"failed: {c.name}: {c.error}")

@@ -435,8 +435,10 @@ def _add_large_time_studies(studies):
             p.add_argument("--level", type=_number(float, 0, strict=True),
                            default=1e-2, help="running-cost level (default 1e-2)")
             p.add_argument("--seeds", type=_number(int, 0), nargs="+",
-                           metavar="SEED", help="cold starts per T; the lowest "
-                           "objective is kept (default: the config's seed)")
+                           metavar="SEED", help="initial seeds: one path of "
+                           "horizons per seed (warm-started along T unless "
+                           "--cold); per T the lowest objective is kept "
+                           "(default: the config's seed)")
         if name == "rescaling":
             p.add_argument("--points", type=_number(int, 1), default=3,
                            help="random control sets per T (default 3)")
