@@ -28,12 +28,19 @@ class Key:
     choices: tuple = ()
 
 
+def _bound_text(v, bound: str) -> str:
+    # a float may be inf or nan: say that it must be finite too
+    if isinstance(v, float):
+        return f"must be a finite number {bound}"
+    return f"must be {bound}"
+
+
 def _positive(v):
-    return None if v > 0 and math.isfinite(v) else "must be > 0"
+    return None if v > 0 and math.isfinite(v) else _bound_text(v, "> 0")
 
 
 def _nonneg(v):
-    return None if v >= 0 and math.isfinite(v) else "must be >= 0"
+    return None if v >= 0 and math.isfinite(v) else _bound_text(v, ">= 0")
 
 
 def _at_least(n):

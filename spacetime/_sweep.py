@@ -1639,7 +1639,7 @@ class _Runner:
                         break
                     stopping = self._begin_stop(in_flight)
                     log.warning(
-                        "interrupt: waiting for %d running cases to stop "
+                        "interrupt: waiting for the running case(s) (%d) to stop "
                         "(Ctrl-C again to end them at once)",
                         len(in_flight),
                     )

@@ -169,20 +169,32 @@ def test_wrong_type_is_named_with_what_to_write(capsys, work, text, expected):
 @pytest.mark.parametrize(
     ("old", "new", "expected"),
     [
-        ("n_steps = 4", "n_steps = 4\nT = 0.0", "'model.T' must be > 0, got 0.0"),
-        ("n_steps = 4", "n_steps = 4\nT = -2", "'model.T' must be > 0, got -2.0"),
-        ("n_steps = 4", "n_steps = 4\nT = inf", "'model.T' must be > 0, got inf"),
+        (
+            "n_steps = 4",
+            "n_steps = 4\nT = 0.0",
+            "'model.T' must be a finite number > 0, got 0.0",
+        ),
+        (
+            "n_steps = 4",
+            "n_steps = 4\nT = -2",
+            "'model.T' must be a finite number > 0, got -2.0",
+        ),
+        (
+            "n_steps = 4",
+            "n_steps = 4\nT = inf",
+            "'model.T' must be a finite number > 0, got inf",
+        ),
         ("n_steps = 4", "n_steps = 0", "'model.n_steps' must be >= 1, got 0"),
         ("n_steps = 4", "n_steps = -3", "'model.n_steps' must be >= 1, got -3"),
         (
             "max_iter = 20",
             "max_iter = 20\n[problem]\nlam = -0.5",
-            "'problem.lam' must be >= 0, got -0.5",
+            "'problem.lam' must be a finite number >= 0, got -0.5",
         ),
         (
             "max_iter = 20",
             "max_iter = 20\n[problem]\nlam = nan",
-            "'problem.lam' must be >= 0, got nan",
+            "'problem.lam' must be a finite number >= 0, got nan",
         ),
         ("test_fraction = 0.25", "test_fraction = 1.0", "must be in [0, 1)"),
         ("n_samples = 60", "n_samples = 60\nseed = -1", "'data.seed' must be >= 0"),
