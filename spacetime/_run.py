@@ -443,6 +443,12 @@ def train(
         history=history,
         progress=progress,
     )
+    elapsed_before = 0.0
+    if previous is not None:
+        # totals over the whole run, as the iteration count and the history are
+        result.n_fev += int(previous["optimizer"].get("n_fev", 0))
+        result.wall_time += float(previous["optimizer"].get("wall_time", 0.0))
+        elapsed_before = float(previous["results"].get("wall_time", 0.0))
     train_eval = result.evaluate()
     test_pred = (
         result.predict(dataset.x_test)
@@ -451,7 +457,13 @@ def train(
     )
     test_acc = accuracy(test_pred, dataset.y_test, dataset.task)
     run = TrainedRun(
-        config, dataset, result, train_eval, test_acc, path, time.perf_counter() - start
+        config,
+        dataset,
+        result,
+        train_eval,
+        test_acc,
+        path,
+        elapsed_before + time.perf_counter() - start,
     )
     if save:
         save_run(path, run, config_text, test_pred)

@@ -31,6 +31,22 @@ def test_resume_does_not_exceed_the_iteration_budget(tmp_path):
     assert again.result.n_iter == done
 
 
+def test_a_resumed_run_reports_totals_over_all_its_parts(tmp_path):
+    stopped = spacetime.train(
+        {**TINY, "optimizer": {"max_time": 1e-9}}, out=tmp_path / "s.h5"
+    )
+    part = spacetime.load_run(tmp_path / "s.h5")
+    again = spacetime.train(
+        resume=tmp_path / "s.h5", max_iter=stopped.result.n_iter + 4, max_time=0
+    )
+    whole = spacetime.load_run(tmp_path / "s.h5")
+    assert again.result.n_iter == stopped.result.n_iter + 4
+    # every iteration evaluates at least once: the count covers both parts
+    assert whole.optimizer["n_fev"] >= part.optimizer["n_fev"] + 4
+    assert whole.optimizer["wall_time"] > part.optimizer["wall_time"]
+    assert whole.results["wall_time"] > part.results["wall_time"]
+
+
 @pytest.mark.skipif(not Path("/sys").is_dir(), reason="needs a Linux /sys")
 def test_a_folder_the_file_system_refuses_is_found_before_training(capsys):
     code = main(["run", "-o", "/sys/spacetime-run.h5", "--max-iter", "1"])
