@@ -125,8 +125,12 @@ class _Interrupts:
 
     def __enter__(self):
         if self.enabled and threading.current_thread() is threading.main_thread():
-            self._old = signal.getsignal(signal.SIGINT)
-            signal.signal(signal.SIGINT, self._handle)
+            old = signal.getsignal(signal.SIGINT)
+            # a process told to ignore interrupts (nohup, a background job, a sweep
+            # worker whose sweep ignores them) keeps ignoring them
+            if old is not signal.SIG_IGN:
+                self._old = old
+                signal.signal(signal.SIGINT, self._handle)
         return self
 
     def _handle(self, signum, frame):

@@ -541,7 +541,7 @@ def _step_text(steps) -> str:
 _worker_interrupted = False
 
 
-def _worker_init(threads: int, parent: int) -> None:
+def _worker_init(threads: int, parent: int, ignore_interrupts: bool = False) -> None:
     """Initializer of local worker processes: threads, Ctrl-C, orphans.
 
     A Ctrl-C on the terminal reaches every process of the group. Inside the
@@ -567,7 +567,10 @@ def _worker_init(threads: int, parent: int) -> None:
         global _worker_interrupted
         _worker_interrupted = True
 
-    signal.signal(signal.SIGINT, _mark)
+    # a sweep that ignores Ctrl-C (started in the background, or under nohup) has
+    # workers that ignore it too: they keep the disposition they started with
+    if not ignore_interrupts:
+        signal.signal(signal.SIGINT, _mark)
 
     def _watch():
         while os.getppid() == parent:
@@ -1510,7 +1513,11 @@ class _Runner:
             max_workers=self.n_workers,
             mp_context=multiprocessing.get_context("spawn"),
             initializer=_worker_init,
-            initargs=(self.threads or 0, os.getpid()),
+            initargs=(
+                self.threads or 0,
+                os.getpid(),
+                signal.getsignal(signal.SIGINT) is signal.SIG_IGN,
+            ),
         )
 
     def _stop_executor(self, abort=False):

@@ -450,6 +450,48 @@ def test_interrupt_stops_the_sweep_with_status_130_and_a_valid_index(tmp_path, h
     assert run.optimizer["n_iter"] == long.n_iter
 
 
+def test_a_sweep_that_ignores_ctrl_c_runs_on_with_its_workers(tmp_path):
+    # started with SIGINT ignored (a background job, nohup): the interrupt that
+    # reaches the whole process group must not stop the workers' cases either
+    path = tmp_path / "sweep.toml"
+    path.write_text(
+        '[data]\nname = "digits"\nmax_samples = 400\n'
+        "[model]\nn_steps = 10\n"
+        "[optimizer]\ngtol = 0.0\nftol = 0.0\n"
+        "[save]\ntrajectories = false\n"
+        '[sweep]\ngrid = { "optimizer.max_iter" = [5, 2000] }\n'
+        f'out = "{tmp_path / "s"}"\n'
+    )
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "spacetime.cli", "sweep", str(path), "--workers", "2"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        start_new_session=True,
+        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_IGN),
+    )
+    try:
+        deadline = time.monotonic() + 120
+        done = False
+        while not done and time.monotonic() < deadline and proc.poll() is None:
+            time.sleep(0.2)
+            if (tmp_path / "s" / "index.h5").exists():
+                done = any(c.complete for c in st.load_sweep(tmp_path / "s"))
+        time.sleep(0.5)
+        assert proc.poll() is None, "the long case ended before the interrupt"
+        os.killpg(proc.pid, signal.SIGINT)
+        _, err = proc.communicate(timeout=300)
+    finally:
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGKILL)
+    assert proc.returncode == 0, err.decode()
+    index = st.load_sweep(tmp_path / "s")
+    assert not index.interrupted
+    short, long = index
+    assert short.status == "max_iter" and short.n_iter == 5
+    # the long case ran on to its own end (2000 iterations or convergence)
+    assert long.status in ("max_iter", "converged") and long.n_iter > 20
+
+
 def running(pid):
     """Whether ``pid`` exists and is not a zombie waiting to be reaped."""
     try:
