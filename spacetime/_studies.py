@@ -1770,6 +1770,20 @@ def turnpike_study(
 # Markdown tables
 
 
+def _incomplete_note(study: Study) -> list:
+    """A warning line under the title when some case did not finish."""
+    if study.complete:
+        return []
+    statuses = list(study.columns["status"])
+    left = sum(st not in _COMPLETE for st in statuses)
+    return [
+        f"**Incomplete:** {left} of {len(statuses)} cases did not finish (see their "
+        "status); run the same command again to finish them. The fits below use the "
+        "finished cases only.",
+        "",
+    ]
+
+
 def _path_table(study: Study) -> str:
     s = study.settings
     var = s["variable"]
@@ -1777,6 +1791,7 @@ def _path_table(study: Study) -> str:
     lines = [
         f"# {study.kind} study",
         "",
+        *_incomplete_note(study),
         f"- layers: {s.get('layers', '')}",
         f"- start: {s.get('warm_start', '')}",
         f"- fits: {s.get('fit_rule', '')}",
@@ -1835,6 +1850,7 @@ def _turnpike_table(study: Study) -> str:
     lines = [
         "# turnpike study",
         "",
+        *_incomplete_note(study),
         f"- step dt = {s['dt']:g}; running cost {s['running_cost']} (beta "
         f"{s['beta']:g}, p {s['tracking_p']:g}, smoothing "
         f"{s['tracking_smoothing']:g}); lam {s['lam']:g}",

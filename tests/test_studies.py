@@ -194,6 +194,22 @@ def test_depth_study_end_to_end(tmp_path, pool):
     )
 
 
+def test_a_study_with_unfinished_cases_says_so_in_its_table(tmp_path, pool):
+    # a time limit stops every case after its first iteration: none is finished
+    cfg = _copy(SMALL, **{"optimizer.max_time": 1e-9})
+    study = st.depth_study(
+        cfg, [1, 2], out=tmp_path / "d", executor=pool, threads=1, progress=False
+    )
+    assert not study.complete
+    text = (tmp_path / "d" / "depth.md").read_text()
+    assert "**Incomplete:** 2 of 2 cases did not finish" in text
+    finished = st.depth_study(
+        SMALL, [1, 2], out=tmp_path / "e", executor=pool, threads=1, progress=False
+    )
+    assert finished.complete
+    assert "Incomplete" not in (tmp_path / "e" / "depth.md").read_text()
+
+
 def test_depth_study_at_fixed_step_resamples_the_warm_start(tmp_path, pool):
     cfg = _copy(SMALL, **{"model.n_steps": 2})
     study = st.depth_study(
