@@ -384,23 +384,43 @@ def test_chain_warm_starts_from_the_rescaled_predecessor_solution(tmp_path):
 # -- Ctrl-C ------------------------------------------------------------------------
 
 
-def start_sweep_process(tmp_path):
-    """A ``spacetime sweep`` process with a short case, then one of many seconds."""
+def start_sweep_process(tmp_path, ignore_interrupts=False, long_iters=5000):
+    """A ``spacetime sweep`` process with a short case, then one of many seconds.
+
+    With ``ignore_interrupts`` it starts with SIGINT ignored, as a background job
+    or a command under nohup does. The cases are large enough (1000 samples, 40
+    layers: tens of milliseconds per iteration) that the long one is still running
+    seconds after the short one is done.
+    """
     path = tmp_path / "sweep.toml"
     path.write_text(
-        '[data]\nname = "digits"\nmax_samples = 400\n'
-        "[model]\nn_steps = 10\n"
+        '[data]\nname = "digits"\nmax_samples = 1000\n'
+        "[model]\nn_steps = 40\n"
         "[optimizer]\ngtol = 0.0\nftol = 0.0\n"
         "[save]\ntrajectories = false\n"
-        '[sweep]\ngrid = { "optimizer.max_iter" = [5, 5000] }\n'
+        f'[sweep]\ngrid = {{ "optimizer.max_iter" = [5, {long_iters}] }}\n'
         f'out = "{tmp_path / "s"}"\n'
     )
+    ignore = lambda: signal.signal(signal.SIGINT, signal.SIG_IGN)  # noqa: E731
     return subprocess.Popen(
         [sys.executable, "-m", "spacetime.cli", "sweep", str(path), "--workers", "2"],
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         start_new_session=True,
+        preexec_fn=ignore if ignore_interrupts else None,
     )
+
+
+def wait_for_the_short_case(tmp_path, proc, pause):
+    """Wait until the sweep's first case is complete, then ``pause`` seconds: both
+    workers have started and the long case is inside the optimiser."""
+    deadline = time.monotonic() + 120
+    done = False
+    while not done and time.monotonic() < deadline and proc.poll() is None:
+        time.sleep(0.2)
+        if (tmp_path / "s" / "index.h5").exists():
+            done = any(c.complete for c in st.load_sweep(tmp_path / "s"))
+    time.sleep(pause)
 
 
 def children(pid):
@@ -422,15 +442,7 @@ def children(pid):
 def test_interrupt_stops_the_sweep_with_status_130_and_a_valid_index(tmp_path, how):
     proc = start_sweep_process(tmp_path)
     try:
-        # when the short case is done both workers have started, and the other
-        # one is inside the optimiser
-        deadline = time.monotonic() + 120
-        done = False
-        while not done and time.monotonic() < deadline and proc.poll() is None:
-            time.sleep(0.3)
-            if (tmp_path / "s" / "index.h5").exists():
-                done = any(c.complete for c in st.load_sweep(tmp_path / "s"))
-        time.sleep(1.0)
+        wait_for_the_short_case(tmp_path, proc, 1.0)
         if how == "ctrl-c":  # the terminal sends SIGINT to the whole group
             os.killpg(proc.pid, signal.SIGINT)
         else:  # a batch system sends SIGTERM to the process it started
@@ -453,30 +465,9 @@ def test_interrupt_stops_the_sweep_with_status_130_and_a_valid_index(tmp_path, h
 def test_a_sweep_that_ignores_ctrl_c_runs_on_with_its_workers(tmp_path):
     # started with SIGINT ignored (a background job, nohup): the interrupt that
     # reaches the whole process group must not stop the workers' cases either
-    path = tmp_path / "sweep.toml"
-    path.write_text(
-        '[data]\nname = "digits"\nmax_samples = 400\n'
-        "[model]\nn_steps = 10\n"
-        "[optimizer]\ngtol = 0.0\nftol = 0.0\n"
-        "[save]\ntrajectories = false\n"
-        '[sweep]\ngrid = { "optimizer.max_iter" = [5, 2000] }\n'
-        f'out = "{tmp_path / "s"}"\n'
-    )
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "spacetime.cli", "sweep", str(path), "--workers", "2"],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        start_new_session=True,
-        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_IGN),
-    )
+    proc = start_sweep_process(tmp_path, ignore_interrupts=True, long_iters=150)
     try:
-        deadline = time.monotonic() + 120
-        done = False
-        while not done and time.monotonic() < deadline and proc.poll() is None:
-            time.sleep(0.2)
-            if (tmp_path / "s" / "index.h5").exists():
-                done = any(c.complete for c in st.load_sweep(tmp_path / "s"))
-        time.sleep(0.5)
+        wait_for_the_short_case(tmp_path, proc, 0.5)
         assert proc.poll() is None, "the long case ended before the interrupt"
         os.killpg(proc.pid, signal.SIGINT)
         _, err = proc.communicate(timeout=300)
@@ -488,7 +479,7 @@ def test_a_sweep_that_ignores_ctrl_c_runs_on_with_its_workers(tmp_path):
     assert not index.interrupted
     short, long = index
     assert short.status == "max_iter" and short.n_iter == 5
-    # the long case ran on to its own end (2000 iterations or convergence)
+    # the long case ran on to its own end (150 iterations or convergence)
     assert long.status in ("max_iter", "converged") and long.n_iter > 20
 
 
