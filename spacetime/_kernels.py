@@ -78,6 +78,13 @@ LANES = 8
 
 _OPTS = {"cache": True, "error_model": "numpy"}
 
+# layer_forward, layer_reverse, field_forward and field_vjp are inlined into the
+# kernels (Numba IR inlining): called once per layer and block with a dozen array
+# arguments each, their calls cost about a quarter of the time of narrow networks
+# (d = 2, 2,000 samples, 1,000 layers: 20 ms against 29 ms on one thread). Inlining
+# the products (_matmul, ...) as well gained another 5 to 10 % but made the first
+# compilation four times as long, so they stay separate functions.
+
 
 # ---------------------------------------------------------------------------
 # Activations
@@ -379,7 +386,7 @@ def _rowsum_add(grad, off, rows, G, lanes):
 # Vector fields on a block of samples
 
 
-@njit(**_OPTS)
+@njit(inline="always", **_OPTS)
 def field_forward(field, act, alpha, theta, off, n, h, Y, K, Z, D, P, lanes, blas):
     """``K[:n] = F(Y[:n])`` on a block.
 
@@ -401,7 +408,7 @@ def field_forward(field, act, alpha, theta, off, n, h, Y, K, Z, D, P, lanes, bla
         _matmul(theta, off, n, h, Z, K, lanes, -1, blas)
 
 
-@njit(**_OPTS)
+@njit(inline="always", **_OPTS)
 def field_vjp(field, act, theta, off, n, h, Y, Z, D, Kb, Yb, grad, G, T, lanes, blas):
     """Reverse of :func:`field_forward` with its stored ``Z`` and ``D``.
 
@@ -513,7 +520,7 @@ def _zero_tail(X, rows, nb, lanes):
             X[m, i] = 0.0
 
 
-@njit(**_OPTS)
+@njit(inline="always", **_OPTS)
 def layer_forward(net, k, X, Xn, Ks, Ys, Zs, Ds, P, U, nb, lanes):
     """``Xn = Pi_k (X + dt_k sum_s b_s K_s)`` on a block of ``nb`` samples.
 
@@ -590,7 +597,7 @@ def layer_forward(net, k, X, Xn, Ks, Ys, Zs, Ds, P, U, nb, lanes):
         _zero_tail(Xn, net.widths[k + 1], nb, lanes)
 
 
-@njit(**_OPTS)
+@njit(inline="always", **_OPTS)
 def layer_reverse(
     net, k, X, Ys, Zs, Ds, Xb_next, Xb, grad, Ybs, Kb, G, U, T, rc, nb, lanes
 ):
