@@ -13,7 +13,8 @@ The public surface:
 - numerical studies: :func:`convergence_study` (observed orders of the schemes);
   the large-time studies :func:`depth_study`, :func:`lambda_study`,
   :func:`rescaling_study`, :func:`turnpike_study` returning a :class:`Study`
-  (:func:`load_study`, :func:`plot_study`), the diagnostic
+  (:func:`load_study`, :func:`plot_study`; the turnpike warm start itself is
+  :func:`turnpike_controls`), the diagnostic
   :func:`controllability` and the fits :func:`fit_line`, :func:`fit_power_law`,
   :func:`fit_decay`;
 - figures and reports of run, study, convergence-study, sweep and simulation
@@ -82,6 +83,7 @@ from ._studies import (
     load_study,
     plot_study,
     rescaling_study,
+    turnpike_controls,
     turnpike_study,
 )
 from ._sweep import (
@@ -176,4 +178,5 @@ __all__ = [
     "fit_power_law",
     "fit_decay",
     "single_threaded_blas",
+    "turnpike_controls",
 ]
