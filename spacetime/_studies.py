@@ -493,10 +493,20 @@ def _fit_text(row) -> str:
     if row is None:
         return "not enough points"
     pct = f"{100 * row['confidence']:g}%"
+    if not (math.isfinite(row["slope_low"]) and math.isfinite(row["slope_high"])):
+        # two points: a line through them has no spread to measure
+        return f"{row['slope']:.3f} (no interval from {row['n_points']} points)"
     return (
         f"{row['slope']:.3f} ({pct} CI [{_num(row['slope_low'], '.3f')}, "
         f"{_num(row['slope_high'], '.3f')}], {row['n_points']} points)"
     )
+
+
+def _interval_text(low, high) -> str:
+    """``[low, high]``, or a dash when the fit had too few points for one."""
+    if not (math.isfinite(low) and math.isfinite(high)):
+        return "-"
+    return f"[{_num(low, '.3f')}, {_num(high, '.3f')}]"
 
 
 def _fit_record(series: str, quantity: str, against: str, fit) -> dict:
@@ -1871,8 +1881,8 @@ def _turnpike_table(study: Study) -> str:
             f"{r['n_iter']} | {_num(r.get('grad_norm', math.nan), '.1e')} | "
             f"{_num(r['objective'], '.6g')} | {_num(r['risk'], '.4e')} "
             f"| {_num(r['running_cost'], '.4e')} | {_num(r['u_norm'])} | "
-            f"{_num(r['mu'], '.4f')} | [{_num(r['mu_low'], '.3f')}, "
-            f"{_num(r['mu_high'], '.3f')}] | {_num(r['C'], '.3g')} | "
+            f"{_num(r['mu'], '.4f')} | {_interval_text(r['mu_low'], r['mu_high'])} | "
+            f"{_num(r['C'], '.3g')} | "
             f"{r['layers_to_level'] if r['layers_to_level'] >= 0 else 'never'} | "
             f"{_num(r['plateau'], '.3e')} |"
         )

@@ -591,3 +591,19 @@ def test_turnpike_study_keeps_the_rescaling_warm_start_on_request(tmp_path, pool
     assert start2 == pytest.approx(problem.evaluate(z)["objective"], rel=1e-12)
     with pytest.raises(st.ConfigError, match="warm must be"):
         st.turnpike_study(TURNPIKE, [1.0], dt=0.25, warm="stretch", out=tmp_path / "x")
+
+
+def test_a_fit_through_two_points_is_shown_without_an_interval():
+    from spacetime._studies import _fit_text, _interval_text
+
+    two = st.fit_line([1.0, 2.0], [3.0, 5.0])
+    row = {
+        "slope": two.slope,
+        "slope_low": two.slope_low,
+        "slope_high": two.slope_high,
+        "n_points": 2,
+        "confidence": 0.95,
+    }
+    assert _fit_text(row) == "2.000 (no interval from 2 points)"
+    assert _interval_text(-math.inf, math.inf) == "-"
+    assert _interval_text(0.5, 1.25) == "[0.500, 1.250]"
