@@ -1344,22 +1344,16 @@ def plot_convergence(study) -> "Figure":
             ax = axes[i, j]
             series = [r for r in study.forward if r.mode == mode and r.field == fname]
             for r in series:
-                name = f"{r.mode}/{r.field}/{r.scheme}"
-                (line,) = ax.loglog(
+                _order_series(
+                    ax,
                     r.dt,
                     r.errors,
-                    "o-",
-                    ms=3,
-                    color=colour[r.scheme],
-                    label=f"{r.scheme}: order {r.order:.2f} (expected {r.expected})",
+                    r.order,
+                    f"{r.scheme}: order {r.order:.2f} (expected {r.expected})",
+                    colour[r.scheme],
+                    f"{r.mode}/{r.field}/{r.scheme}",
+                    floor,
                 )
-                line.set_gid(name)
-                fit = _fit_line_below(r.dt, r.errors, r.order, floor)
-                if fit is not None:
-                    (dashed,) = ax.loglog(
-                        *fit, "--", lw=0.8, color=colour[r.scheme], alpha=0.7
-                    )
-                    dashed.set_gid(f"fit:{name}")
             if (
                 floor > 0
                 and series
@@ -1383,6 +1377,17 @@ def plot_convergence(study) -> "Figure":
         fontsize="medium",
     )
     return fig
+
+
+def _order_series(ax, dt, err, order, label, colour, gid, floor=0.0) -> None:
+    """One series of errors against the step (log-log, gid ``gid``) and its fitted
+    slope drawn parallel below it (gid ``"fit:" + gid``)."""
+    (line,) = ax.loglog(dt, err, "o-", ms=3, color=colour, label=label)
+    line.set_gid(gid)
+    fit = _fit_line_below(dt, err, order, floor)
+    if fit is not None:
+        (dashed,) = ax.loglog(*fit, "--", lw=0.8, color=colour, alpha=0.7)
+        dashed.set_gid(f"fit:{gid}")
 
 
 def plot_convergence_adjoint(study) -> "Figure":
@@ -1410,21 +1415,15 @@ def plot_convergence_adjoint(study) -> "Figure":
             if a.field != fname:
                 continue
             expected = SCHEMES[a.scheme].order if a.scheme in SCHEMES else "?"
-            (line,) = ax.loglog(
+            _order_series(
+                ax,
                 a.dt,
                 a.gaps,
-                "o-",
-                ms=3,
-                color=colour[a.scheme],
-                label=f"{a.scheme}: order {a.order:.2f} (expected {expected})",
+                a.order,
+                f"{a.scheme}: order {a.order:.2f} (expected {expected})",
+                colour[a.scheme],
+                f"adjoint/{a.field}/{a.scheme}",
             )
-            line.set_gid(f"adjoint/{a.field}/{a.scheme}")
-            fit = _fit_line_below(a.dt, a.gaps, a.order)
-            if fit is not None:
-                (dashed,) = ax.loglog(
-                    *fit, "--", lw=0.8, color=colour[a.scheme], alpha=0.7
-                )
-                dashed.set_gid(f"fit:adjoint/{a.field}/{a.scheme}")
         ax.set_title(f"{fname} field", fontsize="small")
         ax.set_xlabel("step dt")
         ax.xaxis.set_minor_formatter(NullFormatter())

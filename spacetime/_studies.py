@@ -1375,6 +1375,13 @@ def rescaling_study(
 # The turnpike warm start
 
 
+def one_uniform_step(*grids_nodes) -> bool:
+    """Whether the time grids (their levels) all have one and the same step, which
+    the turnpike warm start needs (it keeps controls at their absolute times)."""
+    steps = np.concatenate([np.diff(np.asarray(n, float)) for n in grids_nodes])
+    return bool(np.ptp(steps) <= 1e-9 * steps.max())
+
+
 def turnpike_controls(controls, nodes_from, nodes_to, hold="zero"):
     """A longer (or shorter) horizon's controls that keep the arcs of a solution.
 
@@ -1417,8 +1424,7 @@ def turnpike_controls(controls, nodes_from, nodes_to, hold="zero"):
     n_from, n_to = len(nodes_from) - 1, len(nodes_to) - 1
     if n_from < 1 or n_to < 1:
         raise ConfigError("a turnpike warm start needs at least one layer per grid")
-    steps = np.concatenate([np.diff(nodes_from), np.diff(nodes_to)])
-    if np.ptp(steps) > 1e-9 * steps.max():
+    if not one_uniform_step(nodes_from, nodes_to):
         raise ConfigError(
             "the turnpike warm start keeps controls at the same absolute times: "
             "both grids need one uniform step (use the same dt for every horizon)"

@@ -510,6 +510,7 @@ def _check_turnpike_steps(configs, values, previous) -> None:
     the same step on the predecessor's grid and the case's.
     """
     from ._run import time_grid
+    from ._studies import one_uniform_step
 
     def steps(cfg):
         return np.diff(time_grid(cfg).nodes)
@@ -517,8 +518,9 @@ def _check_turnpike_steps(configs, values, previous) -> None:
     for i, prev in enumerate(previous):
         if prev is None:
             continue
-        both = np.concatenate([steps(configs[prev]), steps(configs[i])])
-        if np.ptp(both) > 1e-9 * both.max():
+        if not one_uniform_step(
+            time_grid(configs[prev]).nodes, time_grid(configs[i]).nodes
+        ):
             raise ConfigError(
                 "sweep.warm_start = 'turnpike' keeps the controls at the same "
                 "absolute times, so chained cases need one uniform time step: "
