@@ -220,21 +220,36 @@ def _kernel_tanh(x, out, parts):
             os_[i] = K._tanh(xs[i])
 
 
-def tanh_timers(count):
+@njit(parallel=True, cache=True, error_model="numpy", fastmath={"contract"})
+def _fused_tanh(x, out, parts):
+    n = x.shape[0]
+    for c in prange(parts):
+        lo = c * n // parts
+        hi = (c + 1) * n // parts
+        xs = x[lo:hi]
+        os_ = out[lo:hi]
+        for i in range(xs.shape[0]):
+            os_[i] = K._tanh(xs[i])
+
+
+def tanh_timers(count, fused):
     """Timed calls of ``count`` tanh: NumPy, Numba's libm loop, the kernels' tanh.
 
     The Numba loops split the numbers into one contiguous share per thread, so
     each thread runs one loop that vectorises (the kernels' tanh) or calls libm.
+    The kernels' tanh is compiled as the case's kernels compile it: with FMA
+    contraction (``fused``) for the fused kernels of narrow Euler networks.
     """
     x = np.random.default_rng(1).normal(size=count)
     out = np.empty_like(x)
     parts = numba.get_num_threads()
+    kernel = _fused_tanh if fused else _kernel_tanh
     _libm_tanh(x[:64], out[:64], parts)
-    _kernel_tanh(x[:64], out[:64], parts)
+    kernel(x[:64], out[:64], parts)
     return {
         "tanh_numpy": lambda: np.tanh(x, out=out),
         "tanh_numba": lambda: _libm_tanh(x, out, parts),
-        "tanh_kernel": lambda: _kernel_tanh(x, out, parts),
+        "tanh_kernel": lambda: kernel(x, out, parts),
     }
 
 
@@ -438,7 +453,8 @@ def run_case(case, repeats, log):
     res["act_count"] = count
     for fn in list(timers.values()):
         fn()  # warm-up
-    timers.update(tanh_timers(count))
+    res["fused"] = case.core.narrow_kernels is not None
+    timers.update(tanh_timers(count, res["fused"]))
     flops = 3 * forward_flops(case.core, n)
     res["load_before"] = load()
     # BLAS held to one thread through the rounds, as spacetime.solve holds it: the
@@ -695,7 +711,9 @@ def report(cases, info, extra):
     out.append(
         "The activations alone: tanh over as many numbers as one evaluation "
         "takes (the forward pass evaluates each once; the reverse pass "
-        "reuses them), in milliseconds:"
+        "reuses them), in milliseconds. The kernels' tanh is compiled as the "
+        "case's kernels compile it: with FMA contraction (marked *) for the fused "
+        "kernels of narrow Euler networks, without for the others:"
     )
     out.append("")
     out.append(
@@ -708,7 +726,8 @@ def report(cases, info, extra):
         r = c.results
         out.append(
             f"| {c.label} | {r['act_count']:,} | {fmt_ms(r['tanh_numpy'])} | "
-            f"{fmt_ms(r['tanh_numba'])} | {fmt_ms(r['tanh_kernel'])} | "
+            f"{fmt_ms(r['tanh_numba'])} | {fmt_ms(r['tanh_kernel'])}"
+            f"{'*' if r['fused'] else ''} | "
             f"{r['lib'] / r['tanh_numpy']:.1f} | {r['lib'] / r['tanh_kernel']:.1f} |"
         )
     out.append("")

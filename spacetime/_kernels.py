@@ -861,6 +861,53 @@ def _copy_rows(src, dst, n):
             d[i] = s[i]
 
 
+@njit(**_OPTS)
+def _seed_adjoint(
+    p,
+    p0,
+    loss,
+    lparam,
+    targets,
+    XL,
+    Xa,
+    r0,
+    nb,
+    lanes,
+    inv_n,
+    yhat,
+    slope,
+    yhat_out,
+    gp,
+    gp0,
+):
+    """Risk of a block at its final level ``XL``; seeds the adjoint ``Xa``.
+
+    Writes the predictions to ``yhat_out``, adds the output map's gradient to ``gp``
+    and ``gp0``, sets ``Xa[:, i]`` to ``d risk / d XL[:, i]`` (zero past ``nb``)
+    and returns the block's summed loss. ``yhat`` and ``slope`` are scratch.
+    """
+    m_out, n_last = p.shape
+    total = 0.0
+    for i in range(nb):
+        _output(p, p0, XL, i, yhat)
+        total += loss_and_slope(loss, lparam, yhat, targets[r0 + i], slope)
+        for r in range(m_out):
+            yhat_out[r0 + i, r] = yhat[r]
+            sr = slope[r] * inv_n
+            gp0[r] += sr
+            for c in range(n_last):
+                gp[r, c] += sr * XL[c, i]
+        for c in range(n_last):
+            acc = 0.0
+            for r in range(m_out):
+                acc += p[r, c] * slope[r]
+            Xa[c, i] = acc * inv_n
+    for c in range(n_last):
+        for i in range(nb, lanes):
+            Xa[c, i] = 0.0
+    return total
+
+
 @njit(parallel=True, **_OPTS)
 def forward(
     x0,
@@ -1051,7 +1098,6 @@ def value_and_grad(
     wmax = widths.max()
     hmax = max(wmax, hidden.max())
     m_out = p.shape[0]
-    n_last = widths[n_layers]
     inv_n = 1.0 / n_samples
     seg = min(max(segment, 1), n_layers)
     n_seg = (n_layers + seg - 1) // seg
@@ -1128,23 +1174,24 @@ def value_and_grad(
 
             # risk at the final level and the adjoint seed
             XL = S[n_layers - (n_seg - 1) * seg]
-            for i in range(nb):
-                _output(p, p0, XL, i, yhat)
-                loss_sum += loss_and_slope(loss, lparam, yhat, targets[r0 + i], slope)
-                for r in range(m_out):
-                    yhat_out[r0 + i, r] = yhat[r]
-                    sr = slope[r] * inv_n
-                    gp0_g[g, r] += sr
-                    for c in range(n_last):
-                        gp_g[g, r, c] += sr * XL[c, i]
-                for c in range(n_last):
-                    acc = 0.0
-                    for r in range(m_out):
-                        acc += p[r, c] * slope[r]
-                    Xa[c, i] = acc * inv_n
-            for c in range(n_last):
-                for i in range(nb, lanes):
-                    Xa[c, i] = 0.0
+            loss_sum += _seed_adjoint(
+                p,
+                p0,
+                loss,
+                lparam,
+                targets,
+                XL,
+                Xa,
+                r0,
+                nb,
+                lanes,
+                inv_n,
+                yhat,
+                slope,
+                yhat_out,
+                gp_g[g],
+                gp0_g[g],
+            )
 
             # reverse sweep; Xa and Xc alternate as the adjoint of the next level.
             # The last segment's data are still stored; the others are recomputed.
