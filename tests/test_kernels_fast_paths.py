@@ -225,6 +225,17 @@ def test_blocks_are_multiples_of_eight_that_cover_a_group(n_samples):
     assert blocks * lanes - per_group < 8 * blocks
 
 
+def test_networks_with_blas_layers_take_longer_blocks():
+    wide = NeuralODE(64, 64, grids.time_grid(1.0, 2), field="bottleneck", hidden=64)
+    narrow = NeuralODE(2, 2, grids.time_grid(1.0, 2))
+    assert wide.core.uses_blas and not narrow.core.uses_blas
+    # 20,000 samples in 16 groups of 1,250: 5 blocks of 250 (padded to 256) when
+    # blocks may hold 256 samples, 10 of 125 (padded to 128) when 128
+    assert wide.core.n_groups(20000) == narrow.core.n_groups(20000) == 16
+    assert wide.core.lanes(20000) == _core.MAX_LANES_BLAS == 256
+    assert narrow.core.lanes(20000) == _core.MAX_LANES == 128
+
+
 def test_blas_thread_setting_returns_after_an_evaluation_through_blas(monkeypatch):
     threadpoolctl = pytest.importorskip("threadpoolctl")
 
