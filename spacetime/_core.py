@@ -168,8 +168,12 @@ class Core:
     @property
     def uses_blas(self) -> bool:
         """Whether some layer multiplies through BLAS."""
-        n = self.widths[:-1] * self.hidden
-        return bool(self.blas_min > 0 and np.any(n >= self.blas_min))
+        return self.blas_min > 0 and self._widest_product >= self.blas_min
+
+    @functools.cached_property
+    def _widest_product(self) -> int:
+        """The largest ``n_k h_k`` of a layer (asked at every evaluation)."""
+        return int((self.widths[:-1] * self.hidden).max(initial=0))
 
     def kernel_args(self):
         """The layer description in the order the kernels take it."""
