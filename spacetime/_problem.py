@@ -63,6 +63,53 @@ def accuracy(yhat: np.ndarray, y: np.ndarray, task: str) -> float:
     return float(np.mean(pred == np.asarray(y)))
 
 
+def mean_loss(yhat, targets, loss: str, loss_p: float = 2.0) -> float:
+    """The empirical risk ``(1/N) sum_i l(yhat_i, t_i)`` of outputs against targets.
+
+    The per-sample losses are those of the kernels (``_kernels.loss_and_slope``),
+    computed here with NumPy for outputs already at hand (the test predictions).
+
+    Parameters
+    ----------
+    yhat : ndarray, shape (n_samples, n_outputs)
+        Outputs ``P x_i(T) + p0``.
+    targets : ndarray, shape (n_samples, n_columns)
+        Encoded targets, as :func:`encode_targets` returns them.
+    loss : {"cross_entropy", "logistic", "squared", "lp"}
+    loss_p : float
+        Exponent of the lp loss.
+
+    Returns
+    -------
+    float
+        NaN when there are no samples.
+    """
+    name = lookup(LOSSES, loss, "loss").name
+    yhat = np.asarray(yhat, dtype=np.float64)
+    targets = np.asarray(targets, dtype=np.float64)
+    n = len(yhat)
+    if n == 0:
+        return math.nan
+    if yhat.ndim != 2 or targets.ndim != 2 or len(targets) != n:
+        raise DataError(
+            f"outputs of shape {yhat.shape} and targets of shape {targets.shape} do "
+            "not match: pass one row of each per sample"
+        )
+    if name == "squared":
+        per_sample = 0.5 * np.sum((yhat - targets) ** 2, axis=1)
+    elif name == "lp":
+        per_sample = np.sum(np.abs(yhat - targets) ** loss_p, axis=1)
+    elif name == "cross_entropy":
+        c = targets[:, 0].astype(np.int64)
+        top = yhat.max(axis=1)
+        spread = np.sum(np.exp(yhat - top[:, None]), axis=1)
+        per_sample = top + np.log(spread) - yhat[np.arange(n), c]
+    else:  # logistic: log(1 + exp(-y yhat)) with y = +-1, without overflow
+        z = -targets[:, 0] * yhat[:, 0]
+        per_sample = np.maximum(z, 0.0) + np.log1p(np.exp(-np.abs(z)))
+    return float(np.sum(per_sample) / n)
+
+
 class Problem:
     """``min_u  E(x(T)) + lam ||u||^2  (+ reg |p|^2 when P is trained)``.
 
@@ -400,6 +447,28 @@ class Problem:
             "predictions": info["yhat"],
             "accuracy": accuracy(info["yhat"], self.y, self.task),
         }
+
+    def empirical_risk(self, yhat: np.ndarray, y: np.ndarray) -> float:
+        """The mean loss of outputs ``yhat`` against labels ``y``: the risk term of
+        the objective, without the control norm, the output map's regulariser or a
+        running cost (the test risk, for the test predictions and labels).
+
+        Parameters
+        ----------
+        yhat : ndarray, shape (n_samples, n_outputs)
+        y : ndarray
+            Labels in the form of the training labels: class indices, or targets of
+            shape (n_samples, n_targets).
+
+        Returns
+        -------
+        float
+            NaN when there are no samples.
+        """
+        if len(y) == 0:
+            return math.nan
+        targets = encode_targets(self.loss, self.task, y, self.n_classes)
+        return mean_loss(yhat, targets, self.loss, self.loss_p)
 
     def predict(self, z: np.ndarray, x: np.ndarray) -> np.ndarray:
         """Outputs ``P x(T)`` for new inputs, shape (n_samples, n_outputs)."""
