@@ -71,6 +71,8 @@ def headline(run) -> list[tuple[str, str]]:
         ("status", f"{run.status} ({opt.get('message', '')})"),
         ("objective", _number(r["objective"])),
         ("training loss", _number(r["risk"])),
+        # n/a without a test set, and in files written before it was stored
+        ("test loss", _number(r.get("test_risk", math.nan))),
         ("control norm ‖u‖", _number(r["control_norm"])),
         ("gradient norm", _number(r["grad_norm"])),
     ]

@@ -268,6 +268,7 @@ class TrainedRun:
     test_accuracy: float
     path: Path | None
     wall_time: float
+    test_risk: float = math.nan
 
     def summary(self) -> str:
         r = self.result
@@ -278,6 +279,8 @@ class TrainedRun:
             f"objective       {self.train['objective']:.6g}",
             f"training loss   {self.train['risk']:.6g}",
         ]
+        if not math.isnan(self.test_risk):
+            lines.append(f"test loss       {self.test_risk:.6g}")
         if not math.isnan(self.train["accuracy"]):
             lines.append(f"train accuracy  {self.train['accuracy']:.4f}")
         if not math.isnan(self.test_accuracy):
@@ -450,12 +453,7 @@ def train(
         result.wall_time += float(previous["optimizer"].get("wall_time", 0.0))
         elapsed_before = float(previous["results"].get("wall_time", 0.0))
     train_eval = result.evaluate()
-    test_pred = (
-        result.predict(dataset.x_test)
-        if dataset.n_test
-        else np.zeros((0, problem.n_outputs))
-    )
-    test_acc = accuracy(test_pred, dataset.y_test, dataset.task)
+    test_pred, test_acc, test_risk = held_out_scores(result, dataset)
     run = TrainedRun(
         config,
         dataset,
@@ -464,10 +462,36 @@ def train(
         test_acc,
         path,
         elapsed_before + time.perf_counter() - start,
+        test_risk,
     )
     if save:
         save_run(path, run, config_text, test_pred)
     return run
+
+
+def held_out_scores(result: Result, dataset) -> tuple[np.ndarray, float, float]:
+    """The trained model on the held-out test set.
+
+    Returns
+    -------
+    predictions : ndarray, shape (n_test, n_outputs)
+        ``P x_i(T) + p0`` for the test inputs.
+    accuracy : float
+        NaN for regression.
+    risk : float
+        The test risk ``(1/N_test) sum_i l(P x_i(T) + p0, y_i)``: the training
+        loss and output map, without the regularisers or a running cost.
+
+    Accuracy and risk are NaN without a test set.
+    """
+    problem = result.problem
+    pred = (
+        result.predict(dataset.x_test)
+        if dataset.n_test
+        else np.zeros((0, problem.n_outputs))
+    )
+    acc = accuracy(pred, dataset.y_test, dataset.task)
+    return pred, acc, problem.empirical_risk(pred, dataset.y_test)
 
 
 def save_run(path, run: TrainedRun, config_text: str, test_pred: np.ndarray):
@@ -520,6 +544,7 @@ def save_run(path, run: TrainedRun, config_text: str, test_pred: np.ndarray):
         "results": {
             "objective": ev["objective"],
             "risk": ev["risk"],
+            "test_risk": run.test_risk,
             "control_norm": ev["control_norm"],
             "grad_norm": ev["grad_norm"],
             "train_accuracy": ev["accuracy"],
@@ -572,6 +597,8 @@ class Run:
         self.config_text = rec["config_text"]
         self.provenance = rec["provenance"]
         self.history = rec["history"]
+        # files written before the test risk was stored lack it
+        rec["results"].setdefault("test_risk", math.nan)
         self.results = rec["results"]
         self.optimizer = rec["optimizer"]
         self.controls = rec["controls"]

@@ -563,6 +563,9 @@ def _cmd_info(args) -> int:
         print(f"{label:<15} {text}")
     print(f"objective       {r['objective']:.6g}")
     print(f"training loss   {r['risk']:.6g}")
+    # NaN without a test set, and missing in files written before it was stored
+    if not math.isnan(r.get("test_risk", math.nan)):
+        print(f"test loss       {r['test_risk']:.6g}")
     for key, label in (
         ("train_accuracy", "train accuracy"),
         ("test_accuracy", "test accuracy"),

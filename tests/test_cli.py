@@ -74,6 +74,10 @@ def test_run_writes_a_file_whose_model_predicts_its_stored_predictions(tiny_run)
     assert scores.shape == (15, 2)  # cross-entropy on two classes
     hits = scores.argmax(axis=1) == dataset.y_test
     assert run.results["test_accuracy"] == pytest.approx(hits.mean())
+    # and the test risk their mean cross-entropy, log sum exp - the true score
+    lse = np.log(np.exp(scores).sum(axis=1))
+    ce = lse - scores[np.arange(15), dataset.y_test]
+    assert run.results["test_risk"] == pytest.approx(ce.mean(), rel=1e-13)
 
 
 def test_run_prints_a_summary_naming_status_and_output(tiny_run):
@@ -82,6 +86,7 @@ def test_run_prints_a_summary_naming_status_and_output(tiny_run):
     assert re.search(rf"^status\s+{run.status} ", stdout, re.M)
     assert re.search(rf"^output\s+{re.escape(str(path))}$", stdout, re.M)
     assert re.search(rf"^iterations\s+{run.optimizer['n_iter']}$", stdout, re.M)
+    assert re.search(rf"^test loss\s+{run.results['test_risk']:.6g}$", stdout, re.M)
 
 
 def test_run_history_counts_iterations_from_zero(tiny_run):
@@ -103,6 +108,8 @@ def test_info_prints_the_status_and_numbers_of_the_file(tiny_run, capsys):
     )
     objective = float(re.search(r"^objective\s+(\S+)$", out, re.M).group(1))
     assert objective == pytest.approx(run.results["objective"], rel=1e-5)
+    test_loss = float(re.search(r"^test loss\s+(\S+)$", out, re.M).group(1))
+    assert test_loss == pytest.approx(run.results["test_risk"], rel=1e-5)
 
 
 def test_config_prints_valid_toml_equal_to_the_defaults(capsys):

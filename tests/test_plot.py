@@ -423,6 +423,7 @@ def test_report_has_the_headline_numbers_and_links_to_existing_images(
     for label, key in (
         ("objective", "objective"),
         ("training loss", "risk"),
+        ("test loss", "test_risk"),
         ("train accuracy", "train_accuracy"),
         ("test accuracy", "test_accuracy"),
     ):

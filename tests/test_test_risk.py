@@ -1,17 +1,28 @@
-"""The test risk: the mean loss of a trained model on held-out data.
+"""The test risk: the trained model's mean loss on the held-out test set.
 
-The library's NumPy loss (``_problem.mean_loss``) against the kernels' training
-risk, and against formulas written here from the loss definitions of docs/model.md.
+Every stored test risk is checked against a NumPy formula written here from the
+loss definitions of docs/model.md (not from the library's helper), applied to the
+stored test predictions and labels. Regression runs use an .npz file with two
+targets per sample and the squared loss.
 """
 
+import contextlib
+import io
 import math
+import re
+import shutil
 
+import h5py
 import numpy as np
 import pytest
 
 import grids
 import spacetime as st
+from spacetime import _report
 from spacetime._problem import mean_loss
+from spacetime.cli import main
+
+N_REG = 48
 
 
 def _half_squared(pred, y):
@@ -23,6 +34,56 @@ def _cross_entropy(pred, y):
     """(1/N) sum_i (log sum_r exp(yhat_ir) - yhat_i,y_i)."""
     lse = np.log(np.sum(np.exp(pred), axis=1))
     return float(np.mean(lse - pred[np.arange(len(y)), y]))
+
+
+@pytest.fixture(scope="module")
+def regression_file(tmp_path_factory):
+    """An .npz of 48 samples, 2 inputs and 2 smooth targets of them."""
+    rng = np.random.default_rng(3)
+    x = rng.uniform(-1.0, 1.0, size=(N_REG, 2))
+    y = np.column_stack([np.sin(2.0 * x[:, 0]) + 0.5 * x[:, 1], x[:, 0] * x[:, 1]])
+    path = tmp_path_factory.mktemp("data") / "reg.npz"
+    np.savez(path, x=x, y=y)
+    return path
+
+
+def _regression_config(path, **data):
+    return {
+        "data": {
+            "name": "file",
+            "path": str(path),
+            "task": "regression",
+            "test_fraction": 0.25,
+            **data,
+        },
+        "model": {"width": 3, "n_steps": 4},
+        "problem": {"loss": "squared", "lam": 1e-3},
+        "optimizer": {"max_iter": 25},
+        "save": {"trajectories": False},
+    }
+
+
+@pytest.fixture(scope="module")
+def regression_run(regression_file, tmp_path_factory):
+    """The regression run trained through ``spacetime run``: (path, stdout)."""
+    folder = tmp_path_factory.mktemp("reg")
+    cfg = folder / "reg.toml"
+    cfg.write_text(
+        "[data]\n"
+        'name = "file"\n'
+        f'path = "{regression_file}"\n'
+        'task = "regression"\n'
+        "test_fraction = 0.25\n"
+        "[model]\nwidth = 3\nn_steps = 4\n"
+        '[problem]\nloss = "squared"\nlam = 1e-3\n'
+        "[optimizer]\nmax_iter = 25\n"
+        "[save]\ntrajectories = false\n"
+    )
+    path = folder / "reg.h5"
+    out = io.StringIO()
+    with contextlib.redirect_stdout(out):
+        assert main(["run", str(cfg), "--out", str(path)]) == 0
+    return path, out.getvalue()
 
 
 # -- the loss helper against the kernels --------------------------------------
@@ -94,3 +155,142 @@ def test_mean_loss_follows_the_loss_definitions():
     big = np.array([[800.0], [-800.0]])
     assert mean_loss(big, np.array([[-1.0], [-1.0]]), "logistic") == 400.0
     assert math.isnan(mean_loss(np.zeros((0, 2)), np.zeros((0, 2)), "squared"))
+
+
+# -- runs ---------------------------------------------------------------------
+
+
+def test_regression_run_stores_the_test_risk_of_its_test_predictions(
+    regression_run, regression_file
+):
+    path, _ = regression_run
+    run = st.load_run(path)
+    y_test = run.record["data"]["y_test"]
+    y_train = run.record["data"]["y_train"]
+    assert y_test.shape == (12, 2) and y_train.shape == (36, 2)
+    test_pred = run.predictions["test"]
+    # the predictions are those of the trained model and its output map
+    dataset = st.load_dataset(
+        "file", path=regression_file, task="regression", test_fraction=0.25
+    )
+    np.testing.assert_array_equal(dataset.y_test, y_test)
+    np.testing.assert_allclose(
+        run.predict(dataset.x_test, standardized=True), test_pred, atol=1e-12, rtol=0
+    )
+    test_risk = run.results["test_risk"]
+    assert math.isfinite(test_risk) and test_risk > 0
+    assert test_risk == pytest.approx(_half_squared(test_pred, y_test), rel=1e-13)
+    # the training loss is the same formula on the training predictions
+    assert run.results["risk"] == pytest.approx(
+        _half_squared(run.predictions["train"], y_train), rel=1e-13, abs=1e-15
+    )
+    # not the objective: that one adds lam |u|^2
+    assert run.results["objective"] > run.results["risk"] * (1 + 1e-9)
+    assert math.isnan(run.results["test_accuracy"])
+
+
+def test_run_and_info_print_the_test_loss(regression_run, capsys):
+    path, stdout = regression_run
+    run = st.load_run(path)
+    printed = re.search(r"^test loss\s+(\S+)$", stdout, re.M)
+    assert printed and float(printed.group(1)) == pytest.approx(
+        run.results["test_risk"], rel=1e-5
+    )
+    # after the training loss, in the column of the other numbers
+    lines = stdout.splitlines()
+    i = next(k for k, ln in enumerate(lines) if ln.startswith("training loss"))
+    assert lines[i + 1].startswith("test loss")
+    assert lines[i + 1].index(printed.group(1)) == lines[i].index(lines[i].split()[-1])
+    assert "accuracy" not in stdout
+    assert main(["info", str(path)]) == 0
+    out = capsys.readouterr().out
+    shown = re.search(r"^test loss\s+(\S+)$", out, re.M)
+    assert shown and shown.group(1) == printed.group(1)
+
+
+def test_report_shows_the_test_loss(regression_run):
+    run = st.load_run(regression_run[0])
+    table = dict(
+        re.findall(r"^\| ([^|]+?) \| (.+?) \|$", _report.report_markdown(run), re.M)
+    )
+    assert float(table["test loss"]) == pytest.approx(
+        run.results["test_risk"], rel=1e-5
+    )
+
+
+def test_classification_run_stores_test_risk_and_accuracy(tmp_path):
+    config = {
+        "data": {"name": "spheres", "n_samples": 60, "test_fraction": 0.25},
+        "model": {"width": 3, "n_steps": 4},
+        "problem": {"loss": "cross_entropy"},
+        "optimizer": {"max_iter": 15},
+        "save": {"trajectories": False},
+    }
+    trained = st.train(config, out=tmp_path / "c.h5")
+    run = st.load_run(tmp_path / "c.h5")
+    y_test = run.record["data"]["y_test"]
+    pred = run.predictions["test"]
+    assert run.results["test_risk"] == pytest.approx(
+        _cross_entropy(pred, y_test), rel=1e-13
+    )
+    assert trained.test_risk == run.results["test_risk"]
+    hits = pred.argmax(axis=1) == y_test
+    assert run.results["test_accuracy"] == pytest.approx(hits.mean())
+    summary = trained.summary()
+    assert re.search(r"^test loss\s+\S+$", summary, re.M)
+    assert re.search(r"^test accuracy\s+\S+$", summary, re.M)
+
+
+def test_without_a_test_set_the_test_risk_is_nan_and_not_printed(tmp_path, capsys):
+    config = {
+        "data": {"name": "spheres", "n_samples": 40, "test_fraction": 0.0},
+        "model": {"width": 3, "n_steps": 4},
+        "optimizer": {"max_iter": 5},
+        "save": {"trajectories": False},
+    }
+    trained = st.train(config, out=tmp_path / "n.h5")
+    assert math.isnan(trained.test_risk)
+    assert "test loss" not in trained.summary()
+    run = st.load_run(tmp_path / "n.h5")
+    assert math.isnan(run.results["test_risk"])
+    assert main(["info", str(tmp_path / "n.h5")]) == 0
+    assert "test loss" not in capsys.readouterr().out
+    table = dict(
+        re.findall(r"^\| ([^|]+?) \| (.+?) \|$", _report.report_markdown(run), re.M)
+    )
+    assert table["test loss"] == "n/a"
+
+
+def _strip_test_risk(path):
+    """Make ``path`` look like a file written before the test risk was stored."""
+    with h5py.File(path, "r+") as f:
+        del f["results"].attrs["test_risk"]
+
+
+def test_old_run_file_without_test_risk_loads_shows_and_resumes(
+    regression_run, tmp_path, capsys
+):
+    old = tmp_path / "old.h5"
+    shutil.copy(regression_run[0], old)
+    _strip_test_risk(old)
+    with h5py.File(old, "r+") as f:
+        f.attrs["status"] = "interrupted"  # a run stopped early, to resume
+    run = st.load_run(old)
+    assert math.isnan(run.results["test_risk"])
+    assert main(["info", str(old)]) == 0
+    out = capsys.readouterr().out
+    assert "training loss" in out and "test loss" not in out
+    table = dict(
+        re.findall(r"^\| ([^|]+?) \| (.+?) \|$", _report.report_markdown(run), re.M)
+    )
+    assert table["test loss"] == "n/a"
+    # resumed, the run computes and stores its test risk
+    n_iter = run.optimizer["n_iter"]
+    resumed = st.train(resume=old, out=tmp_path / "resumed.h5", max_iter=n_iter + 3)
+    again = st.load_run(tmp_path / "resumed.h5")
+    assert again.optimizer["n_iter"] > n_iter
+    assert resumed.test_risk == again.results["test_risk"]
+    assert again.results["test_risk"] == pytest.approx(
+        _half_squared(again.predictions["test"], again.record["data"]["y_test"]),
+        rel=1e-13,
+    )
