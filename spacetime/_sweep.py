@@ -83,6 +83,7 @@ WARM_START_RULES = ("rescale", "turnpike")
 _HEADLINE = (
     "objective",
     "risk",
+    "test_risk",
     "train_accuracy",
     "test_accuracy",
     "n_iter",
@@ -671,12 +672,12 @@ def _train_warm(config: dict, source: str, out: str, rule: str = "rescale"):
 
     ``rule`` (:data:`WARM_START_RULES`) says how the start is made from it.
     """
-    from ._problem import accuracy
     from ._run import (
         TrainedRun,
         _set_threads,
         build,
         check_memory,
+        held_out_scores,
         load_data,
         save_run,
     )
@@ -737,12 +738,7 @@ def _train_warm(config: dict, source: str, out: str, rule: str = "rescale"):
         init_scale=config["model"]["init_scale"],
     )
     train_eval = result.evaluate()
-    test_pred = (
-        result.predict(dataset.x_test)
-        if dataset.n_test
-        else np.zeros((0, problem.n_outputs))
-    )
-    test_acc = accuracy(test_pred, dataset.y_test, dataset.task)
+    test_pred, test_acc, test_risk = held_out_scores(result, dataset)
     run = TrainedRun(
         config,
         dataset,
@@ -751,6 +747,7 @@ def _train_warm(config: dict, source: str, out: str, rule: str = "rescale"):
         test_acc,
         Path(out),
         time.perf_counter() - start,
+        test_risk,
     )
     save_run(out, run, text, test_pred)
     return run
@@ -792,6 +789,8 @@ def _read_case(path) -> dict:
                 "hash": str(f["sweep"].attrs["case_hash"]) if "sweep" in f else "",
                 "objective": float(res["objective"]),
                 "risk": float(res["risk"]),
+                # NaN in files written before the test risk was stored
+                "test_risk": float(res.get("test_risk", math.nan)),
                 "train_accuracy": float(res["train_accuracy"]),
                 "test_accuracy": float(res["test_accuracy"]),
                 "wall_time": float(res["wall_time"]),
@@ -942,8 +941,10 @@ class CaseRecord:
         ``pending`` (not run yet).
     error : str
         One line saying why a case failed or was skipped; ``""`` otherwise.
-    objective, risk, train_accuracy, test_accuracy, wall_time : float
-        The headline numbers of the case file (NaN without a file).
+    objective, risk, test_risk, train_accuracy, test_accuracy, wall_time : float
+        The headline numbers of the case file (NaN without a file): ``risk`` is
+        the training loss, ``test_risk`` the mean loss on the test set (NaN
+        without a test set, and for case files written before it was stored).
     n_iter : int
         Optimiser iterations (-1 without a file).
     reused : bool
@@ -960,6 +961,7 @@ class CaseRecord:
     error: str = ""
     objective: float = math.nan
     risk: float = math.nan
+    test_risk: float = math.nan
     train_accuracy: float = math.nan
     test_accuracy: float = math.nan
     n_iter: int = -1
@@ -1046,12 +1048,13 @@ class SweepResult:
             width = max((len(c.name) for c in self.cases), default=4)
             lines.append(
                 f"{'case':<{width}}  {'status':<11} {'objective':>11} "
-                f"{'test acc':>8} {'iter':>5} {'time':>7}"
+                f"{'test loss':>9} {'test acc':>8} {'iter':>5} {'time':>7}"
             )
             for c in self.cases:
                 lines.append(
                     f"{c.name:<{width}}  {c.status:<11} "
-                    f"{_num(c.objective, '.5g'):>11} {_num(c.test_accuracy, '.4f'):>8} "
+                    f"{_num(c.objective, '.5g'):>11} {_num(c.test_risk, '.4g'):>9} "
+                    f"{_num(c.test_accuracy, '.4f'):>8} "
                     f"{c.n_iter if c.n_iter >= 0 else '-':>5} "
                     f"{_num(c.wall_time, '.2f', 's'):>7}"
                 )
@@ -1188,6 +1191,9 @@ def load_sweep(folder) -> SweepResult:
             g = f["cases"]
 
             def col(name, group=g):
+                if name == "test_risk" and name not in group:
+                    # an index written before the test risk was stored
+                    return [math.nan] * len(group["name"])
                 data = group[name][()]
                 if data.dtype == object:
                     return [x.decode() if isinstance(x, bytes) else x for x in data]

@@ -172,6 +172,7 @@ def test_local_sweep_writes_one_file_per_case_and_an_index_matching_them(local):
         assert rec.objective == run.results["objective"]
         assert rec.risk == run.results["risk"]
         assert rec.test_accuracy == run.results["test_accuracy"]
+        assert rec.test_risk == run.results["test_risk"]
         assert rec.n_iter == run.optimizer["n_iter"] == 15
         assert float(rows[rec.name]["objective"]) == rec.objective
         assert int(rows[rec.name]["n_iter"]) == rec.n_iter

@@ -7,6 +7,7 @@ targets per sample and the squared loss.
 """
 
 import contextlib
+import csv
 import io
 import math
 import re
@@ -294,3 +295,64 @@ def test_old_run_file_without_test_risk_loads_shows_and_resumes(
         _half_squared(again.predictions["test"], again.record["data"]["y_test"]),
         rel=1e-13,
     )
+
+
+# -- sweeps -------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def regression_sweep(regression_file, tmp_path_factory):
+    out = tmp_path_factory.mktemp("sweep") / "reg"
+    cfg = _regression_config(regression_file)
+    cfg["sweep"] = {"grid": {"problem.lam": [1e-2, 1e-3]}, "out": str(out)}
+    return st.run_sweep(cfg, workers=1, progress=False)
+
+
+def test_sweep_records_index_and_table_hold_the_test_risk(regression_sweep):
+    result = regression_sweep
+    index = st.load_sweep(result.out)
+    assert len(index) == 2
+    with open(result.summary_path, newline="") as fh:
+        header, *rows = list(csv.reader(fh))
+    column = header.index("test_risk")
+    for rec, mem, row in zip(index, result, rows, strict=True):
+        run = st.load_run(result.out / rec.file)
+        expected = _half_squared(run.predictions["test"], run.record["data"]["y_test"])
+        assert rec.test_risk == mem.test_risk == run.results["test_risk"]
+        assert rec.test_risk == pytest.approx(expected, rel=1e-13)
+        assert float(row[column]) == rec.test_risk
+    table = result.summary().splitlines()
+    head = next(ln for ln in table if ln.startswith("case"))
+    end = head.index("test loss") + len("test loss")
+    for rec in index:
+        line = next(ln for ln in table if ln.startswith(rec.name))
+        # right-aligned under its heading
+        assert line[:end].split()[-1] == f"{rec.test_risk:.4g}"
+        assert line[end] == " "
+    md = _report.sweep_markdown(index)
+    assert "| test loss |" in md
+
+
+def test_old_sweep_index_and_case_files_without_test_risk_load(
+    regression_sweep, regression_file, tmp_path
+):
+    folder = tmp_path / "old"
+    shutil.copytree(regression_sweep.out, folder)
+    with h5py.File(folder / "index.h5", "r+") as f:
+        del f["cases/test_risk"]
+    index = st.load_sweep(folder)
+    assert len(index) == 2 and all(math.isnan(c.test_risk) for c in index)
+    assert all(math.isfinite(c.objective) for c in index)
+    # the case files too: a rerun reuses them and shows a dash
+    for c in index:
+        _strip_test_risk(folder / c.file)
+    cfg = _regression_config(regression_file)
+    cfg["sweep"] = {"grid": {"problem.lam": [1e-2, 1e-3]}, "out": str(folder)}
+    again = st.run_sweep(cfg, workers=1, progress=False)
+    assert all(c.reused for c in again) and all(math.isnan(c.test_risk) for c in again)
+    table = again.summary().splitlines()
+    head = next(ln for ln in table if ln.startswith("case"))
+    end = head.index("test loss") + len("test loss")
+    for c in again:
+        line = next(ln for ln in table if ln.startswith(c.name))
+        assert line[:end].split()[-1] == "-"
