@@ -300,11 +300,14 @@ def test_old_run_file_without_test_risk_loads_shows_and_resumes(
 # -- sweeps -------------------------------------------------------------------
 
 
+SWEEP_GRID = {"problem.lam": [1e-2, 1e-3]}
+
+
 @pytest.fixture(scope="module")
 def regression_sweep(regression_file, tmp_path_factory):
     out = tmp_path_factory.mktemp("sweep") / "reg"
     cfg = _regression_config(regression_file)
-    cfg["sweep"] = {"grid": {"problem.lam": [1e-2, 1e-3]}, "out": str(out)}
+    cfg["sweep"] = {"grid": SWEEP_GRID, "chain": "problem.lam", "out": str(out)}
     return st.run_sweep(cfg, workers=1, progress=False)
 
 
@@ -312,6 +315,8 @@ def test_sweep_records_index_and_table_hold_the_test_risk(regression_sweep):
     result = regression_sweep
     index = st.load_sweep(result.out)
     assert len(index) == 2
+    # the second case starts from the first's solution (_train_warm)
+    assert index[1].previous == index[0].name
     with open(result.summary_path, newline="") as fh:
         header, *rows = list(csv.reader(fh))
     column = header.index("test_risk")
@@ -347,7 +352,7 @@ def test_old_sweep_index_and_case_files_without_test_risk_load(
     for c in index:
         _strip_test_risk(folder / c.file)
     cfg = _regression_config(regression_file)
-    cfg["sweep"] = {"grid": {"problem.lam": [1e-2, 1e-3]}, "out": str(folder)}
+    cfg["sweep"] = {"grid": SWEEP_GRID, "chain": "problem.lam", "out": str(folder)}
     again = st.run_sweep(cfg, workers=1, progress=False)
     assert all(c.reused for c in again) and all(math.isnan(c.test_risk) for c in again)
     table = again.summary().splitlines()
