@@ -208,7 +208,9 @@ def _libm_tanh(x, out, parts):
             out[i] = np.tanh(x[i])
 
 
-@njit(parallel=True, cache=True, error_model="numpy")
+# Not cached: they compile in the kernels' tanh from spacetime/_kernels.py, and
+# Numba's cache of this file would not notice a change there.
+@njit(parallel=True, error_model="numpy")
 def _kernel_tanh(x, out, parts):
     n = x.shape[0]
     for c in prange(parts):
@@ -220,7 +222,7 @@ def _kernel_tanh(x, out, parts):
             os_[i] = K._tanh(xs[i])
 
 
-@njit(parallel=True, cache=True, error_model="numpy", fastmath={"contract"})
+@njit(parallel=True, error_model="numpy", fastmath={"contract"})
 def _fused_tanh(x, out, parts):
     n = x.shape[0]
     for c in prange(parts):

@@ -360,7 +360,6 @@ def _one_blas_thread(core: Core):
 _work = threading.local()
 
 
-
 def _workspace(core: Core, n_samples: int, segment: int):
     """The stored-state workspaces of ``value_and_grad``, one row per thread.
 

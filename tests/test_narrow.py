@@ -38,10 +38,13 @@ def _problem(
     field, n, h, activation, *, n_samples=37, running=None, n_steps=6, loss=None
 ):
     rng = np.random.default_rng(n * 10 + h)
+    # steps of different lengths, so that a layer using another layer's step fails
+    inner = np.sort(rng.uniform(0.1, 1.6, n_steps - 1))
+    nodes = np.concatenate([[0.0], inner, [1.7]])
     model = NeuralODE(
         n,
         n,
-        grids.time_grid(1.7, n_steps),
+        grids.time_grid(nodes=nodes),
         field=field,
         activation=activation,
         hidden=h,
@@ -221,8 +224,8 @@ _CACHE_SCRIPT = textwrap.dedent(
 
 
 def test_fused_kernel_is_loaded_from_numbas_cache_by_the_next_process(tmp_path):
-    env = dict(os.environ, NUMBA_CACHE_DIR=str(tmp_path))
-    values = []
+    env = dict(os.environ, NUMBA_CACHE_DIR=str(tmp_path), NUMBA_DEBUG_CACHE="1")
+    values, logs = [], []
     for _ in range(2):
         proc = subprocess.run(
             [sys.executable, "-c", _CACHE_SCRIPT],
@@ -233,7 +236,18 @@ def test_fused_kernel_is_loaded_from_numbas_cache_by_the_next_process(tmp_path):
             check=True,
         )
         values.append(float(proc.stdout.strip().splitlines()[-1]))
+        # Numba's cache log, e.g. "[cache] data loaded from '...'"
+        logs.append(
+            " ".join(
+                line.split()[1] + "-" + line.split()[2]
+                for line in proc.stdout.splitlines()
+                if line.startswith("[cache]") and "value_and_grad_outside_2_2" in line
+            )
+        )
     assert values[0] == values[1]
-    # one compiled entry: the second process loaded the first one's
+    # the first process compiled and saved the kernel, the second only loaded it
+    assert "data-saved" in logs[0], logs[0]
+    assert "data-loaded" in logs[1] and "saved" not in logs[1], logs[1]
+    # one compiled entry: no second one under another key
     entries = list(tmp_path.rglob("*value_and_grad_outside_2_2*.nbc"))
     assert len(entries) == 1, entries
