@@ -208,10 +208,7 @@ def _libm_tanh(x, out, parts):
             out[i] = np.tanh(x[i])
 
 
-# Not cached: they compile in the kernels' tanh from spacetime/_kernels.py, and
-# Numba's cache of this file would not notice a change there.
-@njit(parallel=True, error_model="numpy")
-def _kernel_tanh(x, out, parts):
+def _tanh_loop(x, out, parts):
     n = x.shape[0]
     for c in prange(parts):
         lo = c * n // parts
@@ -222,16 +219,14 @@ def _kernel_tanh(x, out, parts):
             os_[i] = K._tanh(xs[i])
 
 
-@njit(parallel=True, error_model="numpy", fastmath={"contract"})
-def _fused_tanh(x, out, parts):
-    n = x.shape[0]
-    for c in prange(parts):
-        lo = c * n // parts
-        hi = (c + 1) * n // parts
-        xs = x[lo:hi]
-        os_ = out[lo:hi]
-        for i in range(xs.shape[0]):
-            os_[i] = K._tanh(xs[i])
+# The kernels' tanh, compiled as the general kernels and as the fused kernels of
+# narrow networks compile it (FMA contraction). Not cached: they compile in
+# spacetime/_kernels.py's tanh, and Numba's cache of this file would not notice a
+# change there.
+_kernel_tanh = njit(parallel=True, error_model="numpy")(_tanh_loop)
+_fused_tanh = njit(parallel=True, error_model="numpy", fastmath={"contract"})(
+    _tanh_loop
+)
 
 
 def tanh_timers(count, fused):

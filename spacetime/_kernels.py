@@ -733,6 +733,38 @@ def tracking_term(pw, eps, r):
 
 
 @njit(**_OPTS)
+def group_running_cost(
+    kind, beta, pw, eps, inv_n, xbar, w, targets, p, p0, loss, lparam, gp, gp0
+):
+    """The :class:`RunningCost` of one sample group, with its own scratch.
+
+    ``gp`` and ``gp0`` are the group's rows of the output map's gradient (which the
+    risk along the flow adds to); the accumulated cost starts at zero.
+    """
+    m_out = p.shape[0]
+    return RunningCost(
+        kind,
+        beta,
+        pw,
+        eps,
+        inv_n,
+        xbar,
+        w,
+        targets,
+        p,
+        p0,
+        loss,
+        lparam,
+        gp,
+        gp0,
+        np.empty(m_out),
+        np.empty(m_out),
+        np.zeros(1, dtype=np.int64),
+        np.zeros(1),
+    )
+
+
+@njit(**_OPTS)
 def _running_cost_stage(rc, coef, Y, Yb, nb, n):
     """Add ``coef * R_i(Y[:, i]) / N`` to ``rc.acc[0]`` and its gradient to ``Yb``.
 
@@ -1122,7 +1154,7 @@ def value_and_grad(
         slope = np.empty(m_out)
         grad = grad_g[g]
         loss_sum = 0.0
-        rc = RunningCost(
+        rc = group_running_cost(
             rc_kind,
             rc_beta,
             rc_pw,
@@ -1137,10 +1169,6 @@ def value_and_grad(
             lparam,
             gp_g[g],
             gp0_g[g],
-            np.empty(m_out),
-            np.empty(m_out),
-            np.zeros(1, dtype=np.int64),
-            np.zeros(1),
         )
         for r0 in range(lo, hi, lanes):
             nb = min(lanes, hi - r0)

@@ -16,6 +16,9 @@ file is renewed too.
     ``Xc = Xa + (dt dF/dx)^T Xa`` and ``grad[off:] += (dt dF/du)^T Xa`` summed over
     the block, from the stored ``X``, ``Z`` and ``D``.
 
+``forward_layers_<field>_<n>_<h>(theta, layer_off, dt, ..., S, Zs, Ds, k0, k1, lanes)``
+    Layers ``k0 <= k < k1`` forward, from ``S[0]`` to ``S[k1 - k0]``.
+
 ``value_and_grad_<field>_<n>_<h>(x0, targets, act, alpha, theta, ...)``
     The objective's kernel with these two functions (see ``_driver`` in the
     generator): one per field and size, because a kernel that took the layer
@@ -29,7 +32,6 @@ from numba import get_thread_id, njit, prange
 from ._kernels import (
     ACT_TANH,
     RC_NONE,
-    RunningCost,
     _copy_rows,
     _load_block,
     _running_cost_stage,
@@ -38,6 +40,7 @@ from ._kernels import (
     act_deriv,
     act_value,
     group_bounds,
+    group_running_cost,
 )
 
 # products and sums may fuse into FMA instructions (see the generator); the
@@ -50,7 +53,7 @@ _FUSED_SUMS = {
     "fastmath": {"contract", "reassoc", "nsz"},
 }
 
-# _kernels.py sha256 72b844e073dbc800d28600b6f9a4a2d96aef133ea5727206608e96f4c4f0f9a7
+# _kernels.py sha256 556726519c2975ee94a9ea7d7ca8583261a634471faf70a890f5c8eff56df775
 # fmt: off
 
 
@@ -98,6 +101,36 @@ def reverse_inside_1_1(theta, off, dt, act, X, Z, D, Xa, Xc, grad, lanes):
         f0[i] = e0[i] + (w0_0 * k0) * s0
     grad[off + 0] += gw0_0
     grad[off + 1] += gb0
+
+
+@njit(cache=True, error_model="numpy")
+def forward_layers_inside_1_1(
+    theta,
+    layer_off,
+    dt,
+    act,
+    alpha,
+    S,
+    Zs,
+    Ds,
+    k0,
+    k1,
+    lanes,
+):
+    for k in range(k0, k1):
+        kk = k - k0
+        forward_inside_1_1(
+            theta,
+            layer_off[k],
+            dt[k],
+            act,
+            alpha,
+            S[kk],
+            S[kk + 1],
+            Zs[kk, 0],
+            Ds[kk, 0],
+            lanes,
+        )
 
 
 @njit(parallel=True, cache=True, error_model="numpy")
@@ -153,7 +186,7 @@ def value_and_grad_inside_1_1(
         slope = np.empty(m_out)
         grad = grad_g[g]
         loss_sum = 0.0
-        rc = RunningCost(
+        rc = group_running_cost(
             rc_kind,
             rc_beta,
             rc_pw,
@@ -168,10 +201,6 @@ def value_and_grad_inside_1_1(
             lparam,
             gp_g[g],
             gp0_g[g],
-            np.empty(m_out),
-            np.empty(m_out),
-            np.zeros(1, dtype=np.int64),
-            np.zeros(1),
         )
         for r0 in range(lo, hi, lanes):
             nb = min(lanes, hi - r0)
@@ -189,20 +218,9 @@ def value_and_grad_inside_1_1(
                 if j > 0:
                     _copy_rows(S[seg], S[0], n)
                 _copy_rows(S[0], C[j], n)
-                for k in range(k0, k1):
-                    kk = k - k0
-                    forward_inside_1_1(
-                        theta,
-                        layer_off[k],
-                        dt[k],
-                        act,
-                        alpha,
-                        S[kk],
-                        S[kk + 1],
-                        Zs[kk, 0],
-                        Ds[kk, 0],
-                        lanes,
-                    )
+                forward_layers_inside_1_1(
+                    theta, layer_off, dt, act, alpha, S, Zs, Ds, k0, k1, lanes
+                )
 
             loss_sum += _seed_adjoint(
                 p,
@@ -229,20 +247,9 @@ def value_and_grad_inside_1_1(
                 k1 = min(n_layers, k0 + seg)
                 if j < n_seg - 1:
                     _copy_rows(C[j], S[0], n)
-                    for k in range(k0, k1):
-                        kk = k - k0
-                        forward_inside_1_1(
-                            theta,
-                            layer_off[k],
-                            dt[k],
-                            act,
-                            alpha,
-                            S[kk],
-                            S[kk + 1],
-                            Zs[kk, 0],
-                            Ds[kk, 0],
-                            lanes,
-                        )
+                    forward_layers_inside_1_1(
+                        theta, layer_off, dt, act, alpha, S, Zs, Ds, k0, k1, lanes
+                    )
                 for k in range(k1 - 1, k0 - 1, -1):
                     kk = k - k0
                     reverse_inside_1_1(
@@ -353,6 +360,36 @@ def reverse_inside_2_2(theta, off, dt, act, X, Z, D, Xa, Xc, grad, lanes):
     grad[off + 5] += gb1
 
 
+@njit(cache=True, error_model="numpy")
+def forward_layers_inside_2_2(
+    theta,
+    layer_off,
+    dt,
+    act,
+    alpha,
+    S,
+    Zs,
+    Ds,
+    k0,
+    k1,
+    lanes,
+):
+    for k in range(k0, k1):
+        kk = k - k0
+        forward_inside_2_2(
+            theta,
+            layer_off[k],
+            dt[k],
+            act,
+            alpha,
+            S[kk],
+            S[kk + 1],
+            Zs[kk, 0],
+            Ds[kk, 0],
+            lanes,
+        )
+
+
 @njit(parallel=True, cache=True, error_model="numpy")
 def value_and_grad_inside_2_2(
     x0,
@@ -406,7 +443,7 @@ def value_and_grad_inside_2_2(
         slope = np.empty(m_out)
         grad = grad_g[g]
         loss_sum = 0.0
-        rc = RunningCost(
+        rc = group_running_cost(
             rc_kind,
             rc_beta,
             rc_pw,
@@ -421,10 +458,6 @@ def value_and_grad_inside_2_2(
             lparam,
             gp_g[g],
             gp0_g[g],
-            np.empty(m_out),
-            np.empty(m_out),
-            np.zeros(1, dtype=np.int64),
-            np.zeros(1),
         )
         for r0 in range(lo, hi, lanes):
             nb = min(lanes, hi - r0)
@@ -442,20 +475,9 @@ def value_and_grad_inside_2_2(
                 if j > 0:
                     _copy_rows(S[seg], S[0], n)
                 _copy_rows(S[0], C[j], n)
-                for k in range(k0, k1):
-                    kk = k - k0
-                    forward_inside_2_2(
-                        theta,
-                        layer_off[k],
-                        dt[k],
-                        act,
-                        alpha,
-                        S[kk],
-                        S[kk + 1],
-                        Zs[kk, 0],
-                        Ds[kk, 0],
-                        lanes,
-                    )
+                forward_layers_inside_2_2(
+                    theta, layer_off, dt, act, alpha, S, Zs, Ds, k0, k1, lanes
+                )
 
             loss_sum += _seed_adjoint(
                 p,
@@ -482,20 +504,9 @@ def value_and_grad_inside_2_2(
                 k1 = min(n_layers, k0 + seg)
                 if j < n_seg - 1:
                     _copy_rows(C[j], S[0], n)
-                    for k in range(k0, k1):
-                        kk = k - k0
-                        forward_inside_2_2(
-                            theta,
-                            layer_off[k],
-                            dt[k],
-                            act,
-                            alpha,
-                            S[kk],
-                            S[kk + 1],
-                            Zs[kk, 0],
-                            Ds[kk, 0],
-                            lanes,
-                        )
+                    forward_layers_inside_2_2(
+                        theta, layer_off, dt, act, alpha, S, Zs, Ds, k0, k1, lanes
+                    )
                 for k in range(k1 - 1, k0 - 1, -1):
                     kk = k - k0
                     reverse_inside_2_2(
@@ -657,6 +668,36 @@ def reverse_inside_3_3(theta, off, dt, act, X, Z, D, Xa, Xc, grad, lanes):
     grad[off + 11] += gb2
 
 
+@njit(cache=True, error_model="numpy")
+def forward_layers_inside_3_3(
+    theta,
+    layer_off,
+    dt,
+    act,
+    alpha,
+    S,
+    Zs,
+    Ds,
+    k0,
+    k1,
+    lanes,
+):
+    for k in range(k0, k1):
+        kk = k - k0
+        forward_inside_3_3(
+            theta,
+            layer_off[k],
+            dt[k],
+            act,
+            alpha,
+            S[kk],
+            S[kk + 1],
+            Zs[kk, 0],
+            Ds[kk, 0],
+            lanes,
+        )
+
+
 @njit(parallel=True, cache=True, error_model="numpy")
 def value_and_grad_inside_3_3(
     x0,
@@ -710,7 +751,7 @@ def value_and_grad_inside_3_3(
         slope = np.empty(m_out)
         grad = grad_g[g]
         loss_sum = 0.0
-        rc = RunningCost(
+        rc = group_running_cost(
             rc_kind,
             rc_beta,
             rc_pw,
@@ -725,10 +766,6 @@ def value_and_grad_inside_3_3(
             lparam,
             gp_g[g],
             gp0_g[g],
-            np.empty(m_out),
-            np.empty(m_out),
-            np.zeros(1, dtype=np.int64),
-            np.zeros(1),
         )
         for r0 in range(lo, hi, lanes):
             nb = min(lanes, hi - r0)
@@ -746,20 +783,9 @@ def value_and_grad_inside_3_3(
                 if j > 0:
                     _copy_rows(S[seg], S[0], n)
                 _copy_rows(S[0], C[j], n)
-                for k in range(k0, k1):
-                    kk = k - k0
-                    forward_inside_3_3(
-                        theta,
-                        layer_off[k],
-                        dt[k],
-                        act,
-                        alpha,
-                        S[kk],
-                        S[kk + 1],
-                        Zs[kk, 0],
-                        Ds[kk, 0],
-                        lanes,
-                    )
+                forward_layers_inside_3_3(
+                    theta, layer_off, dt, act, alpha, S, Zs, Ds, k0, k1, lanes
+                )
 
             loss_sum += _seed_adjoint(
                 p,
@@ -786,20 +812,9 @@ def value_and_grad_inside_3_3(
                 k1 = min(n_layers, k0 + seg)
                 if j < n_seg - 1:
                     _copy_rows(C[j], S[0], n)
-                    for k in range(k0, k1):
-                        kk = k - k0
-                        forward_inside_3_3(
-                            theta,
-                            layer_off[k],
-                            dt[k],
-                            act,
-                            alpha,
-                            S[kk],
-                            S[kk + 1],
-                            Zs[kk, 0],
-                            Ds[kk, 0],
-                            lanes,
-                        )
+                    forward_layers_inside_3_3(
+                        theta, layer_off, dt, act, alpha, S, Zs, Ds, k0, k1, lanes
+                    )
                 for k in range(k1 - 1, k0 - 1, -1):
                     kk = k - k0
                     reverse_inside_3_3(
@@ -1022,6 +1037,36 @@ def reverse_inside_4_4(theta, off, dt, act, X, Z, D, Xa, Xc, grad, lanes):
     grad[off + 19] += gb3
 
 
+@njit(cache=True, error_model="numpy")
+def forward_layers_inside_4_4(
+    theta,
+    layer_off,
+    dt,
+    act,
+    alpha,
+    S,
+    Zs,
+    Ds,
+    k0,
+    k1,
+    lanes,
+):
+    for k in range(k0, k1):
+        kk = k - k0
+        forward_inside_4_4(
+            theta,
+            layer_off[k],
+            dt[k],
+            act,
+            alpha,
+            S[kk],
+            S[kk + 1],
+            Zs[kk, 0],
+            Ds[kk, 0],
+            lanes,
+        )
+
+
 @njit(parallel=True, cache=True, error_model="numpy")
 def value_and_grad_inside_4_4(
     x0,
@@ -1075,7 +1120,7 @@ def value_and_grad_inside_4_4(
         slope = np.empty(m_out)
         grad = grad_g[g]
         loss_sum = 0.0
-        rc = RunningCost(
+        rc = group_running_cost(
             rc_kind,
             rc_beta,
             rc_pw,
@@ -1090,10 +1135,6 @@ def value_and_grad_inside_4_4(
             lparam,
             gp_g[g],
             gp0_g[g],
-            np.empty(m_out),
-            np.empty(m_out),
-            np.zeros(1, dtype=np.int64),
-            np.zeros(1),
         )
         for r0 in range(lo, hi, lanes):
             nb = min(lanes, hi - r0)
@@ -1111,20 +1152,9 @@ def value_and_grad_inside_4_4(
                 if j > 0:
                     _copy_rows(S[seg], S[0], n)
                 _copy_rows(S[0], C[j], n)
-                for k in range(k0, k1):
-                    kk = k - k0
-                    forward_inside_4_4(
-                        theta,
-                        layer_off[k],
-                        dt[k],
-                        act,
-                        alpha,
-                        S[kk],
-                        S[kk + 1],
-                        Zs[kk, 0],
-                        Ds[kk, 0],
-                        lanes,
-                    )
+                forward_layers_inside_4_4(
+                    theta, layer_off, dt, act, alpha, S, Zs, Ds, k0, k1, lanes
+                )
 
             loss_sum += _seed_adjoint(
                 p,
@@ -1151,20 +1181,9 @@ def value_and_grad_inside_4_4(
                 k1 = min(n_layers, k0 + seg)
                 if j < n_seg - 1:
                     _copy_rows(C[j], S[0], n)
-                    for k in range(k0, k1):
-                        kk = k - k0
-                        forward_inside_4_4(
-                            theta,
-                            layer_off[k],
-                            dt[k],
-                            act,
-                            alpha,
-                            S[kk],
-                            S[kk + 1],
-                            Zs[kk, 0],
-                            Ds[kk, 0],
-                            lanes,
-                        )
+                    forward_layers_inside_4_4(
+                        theta, layer_off, dt, act, alpha, S, Zs, Ds, k0, k1, lanes
+                    )
                 for k in range(k1 - 1, k0 - 1, -1):
                     kk = k - k0
                     reverse_inside_4_4(
@@ -1237,6 +1256,36 @@ def reverse_outside_1_1(theta, off, dt, act, X, Z, D, Xa, Xc, grad, lanes):
     grad[off + 1] += gb0
 
 
+@njit(cache=True, error_model="numpy")
+def forward_layers_outside_1_1(
+    theta,
+    layer_off,
+    dt,
+    act,
+    alpha,
+    S,
+    Zs,
+    Ds,
+    k0,
+    k1,
+    lanes,
+):
+    for k in range(k0, k1):
+        kk = k - k0
+        forward_outside_1_1(
+            theta,
+            layer_off[k],
+            dt[k],
+            act,
+            alpha,
+            S[kk],
+            S[kk + 1],
+            Zs[kk, 0],
+            Ds[kk, 0],
+            lanes,
+        )
+
+
 @njit(parallel=True, cache=True, error_model="numpy")
 def value_and_grad_outside_1_1(
     x0,
@@ -1290,7 +1339,7 @@ def value_and_grad_outside_1_1(
         slope = np.empty(m_out)
         grad = grad_g[g]
         loss_sum = 0.0
-        rc = RunningCost(
+        rc = group_running_cost(
             rc_kind,
             rc_beta,
             rc_pw,
@@ -1305,10 +1354,6 @@ def value_and_grad_outside_1_1(
             lparam,
             gp_g[g],
             gp0_g[g],
-            np.empty(m_out),
-            np.empty(m_out),
-            np.zeros(1, dtype=np.int64),
-            np.zeros(1),
         )
         for r0 in range(lo, hi, lanes):
             nb = min(lanes, hi - r0)
@@ -1326,20 +1371,9 @@ def value_and_grad_outside_1_1(
                 if j > 0:
                     _copy_rows(S[seg], S[0], n)
                 _copy_rows(S[0], C[j], n)
-                for k in range(k0, k1):
-                    kk = k - k0
-                    forward_outside_1_1(
-                        theta,
-                        layer_off[k],
-                        dt[k],
-                        act,
-                        alpha,
-                        S[kk],
-                        S[kk + 1],
-                        Zs[kk, 0],
-                        Ds[kk, 0],
-                        lanes,
-                    )
+                forward_layers_outside_1_1(
+                    theta, layer_off, dt, act, alpha, S, Zs, Ds, k0, k1, lanes
+                )
 
             loss_sum += _seed_adjoint(
                 p,
@@ -1366,20 +1400,9 @@ def value_and_grad_outside_1_1(
                 k1 = min(n_layers, k0 + seg)
                 if j < n_seg - 1:
                     _copy_rows(C[j], S[0], n)
-                    for k in range(k0, k1):
-                        kk = k - k0
-                        forward_outside_1_1(
-                            theta,
-                            layer_off[k],
-                            dt[k],
-                            act,
-                            alpha,
-                            S[kk],
-                            S[kk + 1],
-                            Zs[kk, 0],
-                            Ds[kk, 0],
-                            lanes,
-                        )
+                    forward_layers_outside_1_1(
+                        theta, layer_off, dt, act, alpha, S, Zs, Ds, k0, k1, lanes
+                    )
                 for k in range(k1 - 1, k0 - 1, -1):
                     kk = k - k0
                     reverse_outside_1_1(
@@ -1496,6 +1519,36 @@ def reverse_outside_2_2(theta, off, dt, act, X, Z, D, Xa, Xc, grad, lanes):
     grad[off + 5] += gb1
 
 
+@njit(cache=True, error_model="numpy")
+def forward_layers_outside_2_2(
+    theta,
+    layer_off,
+    dt,
+    act,
+    alpha,
+    S,
+    Zs,
+    Ds,
+    k0,
+    k1,
+    lanes,
+):
+    for k in range(k0, k1):
+        kk = k - k0
+        forward_outside_2_2(
+            theta,
+            layer_off[k],
+            dt[k],
+            act,
+            alpha,
+            S[kk],
+            S[kk + 1],
+            Zs[kk, 0],
+            Ds[kk, 0],
+            lanes,
+        )
+
+
 @njit(parallel=True, cache=True, error_model="numpy")
 def value_and_grad_outside_2_2(
     x0,
@@ -1549,7 +1602,7 @@ def value_and_grad_outside_2_2(
         slope = np.empty(m_out)
         grad = grad_g[g]
         loss_sum = 0.0
-        rc = RunningCost(
+        rc = group_running_cost(
             rc_kind,
             rc_beta,
             rc_pw,
@@ -1564,10 +1617,6 @@ def value_and_grad_outside_2_2(
             lparam,
             gp_g[g],
             gp0_g[g],
-            np.empty(m_out),
-            np.empty(m_out),
-            np.zeros(1, dtype=np.int64),
-            np.zeros(1),
         )
         for r0 in range(lo, hi, lanes):
             nb = min(lanes, hi - r0)
@@ -1585,20 +1634,9 @@ def value_and_grad_outside_2_2(
                 if j > 0:
                     _copy_rows(S[seg], S[0], n)
                 _copy_rows(S[0], C[j], n)
-                for k in range(k0, k1):
-                    kk = k - k0
-                    forward_outside_2_2(
-                        theta,
-                        layer_off[k],
-                        dt[k],
-                        act,
-                        alpha,
-                        S[kk],
-                        S[kk + 1],
-                        Zs[kk, 0],
-                        Ds[kk, 0],
-                        lanes,
-                    )
+                forward_layers_outside_2_2(
+                    theta, layer_off, dt, act, alpha, S, Zs, Ds, k0, k1, lanes
+                )
 
             loss_sum += _seed_adjoint(
                 p,
@@ -1625,20 +1663,9 @@ def value_and_grad_outside_2_2(
                 k1 = min(n_layers, k0 + seg)
                 if j < n_seg - 1:
                     _copy_rows(C[j], S[0], n)
-                    for k in range(k0, k1):
-                        kk = k - k0
-                        forward_outside_2_2(
-                            theta,
-                            layer_off[k],
-                            dt[k],
-                            act,
-                            alpha,
-                            S[kk],
-                            S[kk + 1],
-                            Zs[kk, 0],
-                            Ds[kk, 0],
-                            lanes,
-                        )
+                    forward_layers_outside_2_2(
+                        theta, layer_off, dt, act, alpha, S, Zs, Ds, k0, k1, lanes
+                    )
                 for k in range(k1 - 1, k0 - 1, -1):
                     kk = k - k0
                     reverse_outside_2_2(
@@ -1809,6 +1836,36 @@ def reverse_outside_3_3(theta, off, dt, act, X, Z, D, Xa, Xc, grad, lanes):
     grad[off + 11] += gb2
 
 
+@njit(cache=True, error_model="numpy")
+def forward_layers_outside_3_3(
+    theta,
+    layer_off,
+    dt,
+    act,
+    alpha,
+    S,
+    Zs,
+    Ds,
+    k0,
+    k1,
+    lanes,
+):
+    for k in range(k0, k1):
+        kk = k - k0
+        forward_outside_3_3(
+            theta,
+            layer_off[k],
+            dt[k],
+            act,
+            alpha,
+            S[kk],
+            S[kk + 1],
+            Zs[kk, 0],
+            Ds[kk, 0],
+            lanes,
+        )
+
+
 @njit(parallel=True, cache=True, error_model="numpy")
 def value_and_grad_outside_3_3(
     x0,
@@ -1862,7 +1919,7 @@ def value_and_grad_outside_3_3(
         slope = np.empty(m_out)
         grad = grad_g[g]
         loss_sum = 0.0
-        rc = RunningCost(
+        rc = group_running_cost(
             rc_kind,
             rc_beta,
             rc_pw,
@@ -1877,10 +1934,6 @@ def value_and_grad_outside_3_3(
             lparam,
             gp_g[g],
             gp0_g[g],
-            np.empty(m_out),
-            np.empty(m_out),
-            np.zeros(1, dtype=np.int64),
-            np.zeros(1),
         )
         for r0 in range(lo, hi, lanes):
             nb = min(lanes, hi - r0)
@@ -1898,20 +1951,9 @@ def value_and_grad_outside_3_3(
                 if j > 0:
                     _copy_rows(S[seg], S[0], n)
                 _copy_rows(S[0], C[j], n)
-                for k in range(k0, k1):
-                    kk = k - k0
-                    forward_outside_3_3(
-                        theta,
-                        layer_off[k],
-                        dt[k],
-                        act,
-                        alpha,
-                        S[kk],
-                        S[kk + 1],
-                        Zs[kk, 0],
-                        Ds[kk, 0],
-                        lanes,
-                    )
+                forward_layers_outside_3_3(
+                    theta, layer_off, dt, act, alpha, S, Zs, Ds, k0, k1, lanes
+                )
 
             loss_sum += _seed_adjoint(
                 p,
@@ -1938,20 +1980,9 @@ def value_and_grad_outside_3_3(
                 k1 = min(n_layers, k0 + seg)
                 if j < n_seg - 1:
                     _copy_rows(C[j], S[0], n)
-                    for k in range(k0, k1):
-                        kk = k - k0
-                        forward_outside_3_3(
-                            theta,
-                            layer_off[k],
-                            dt[k],
-                            act,
-                            alpha,
-                            S[kk],
-                            S[kk + 1],
-                            Zs[kk, 0],
-                            Ds[kk, 0],
-                            lanes,
-                        )
+                    forward_layers_outside_3_3(
+                        theta, layer_off, dt, act, alpha, S, Zs, Ds, k0, k1, lanes
+                    )
                 for k in range(k1 - 1, k0 - 1, -1):
                     kk = k - k0
                     reverse_outside_3_3(
@@ -2186,6 +2217,36 @@ def reverse_outside_4_4(theta, off, dt, act, X, Z, D, Xa, Xc, grad, lanes):
     grad[off + 19] += gb3
 
 
+@njit(cache=True, error_model="numpy")
+def forward_layers_outside_4_4(
+    theta,
+    layer_off,
+    dt,
+    act,
+    alpha,
+    S,
+    Zs,
+    Ds,
+    k0,
+    k1,
+    lanes,
+):
+    for k in range(k0, k1):
+        kk = k - k0
+        forward_outside_4_4(
+            theta,
+            layer_off[k],
+            dt[k],
+            act,
+            alpha,
+            S[kk],
+            S[kk + 1],
+            Zs[kk, 0],
+            Ds[kk, 0],
+            lanes,
+        )
+
+
 @njit(parallel=True, cache=True, error_model="numpy")
 def value_and_grad_outside_4_4(
     x0,
@@ -2239,7 +2300,7 @@ def value_and_grad_outside_4_4(
         slope = np.empty(m_out)
         grad = grad_g[g]
         loss_sum = 0.0
-        rc = RunningCost(
+        rc = group_running_cost(
             rc_kind,
             rc_beta,
             rc_pw,
@@ -2254,10 +2315,6 @@ def value_and_grad_outside_4_4(
             lparam,
             gp_g[g],
             gp0_g[g],
-            np.empty(m_out),
-            np.empty(m_out),
-            np.zeros(1, dtype=np.int64),
-            np.zeros(1),
         )
         for r0 in range(lo, hi, lanes):
             nb = min(lanes, hi - r0)
@@ -2275,20 +2332,9 @@ def value_and_grad_outside_4_4(
                 if j > 0:
                     _copy_rows(S[seg], S[0], n)
                 _copy_rows(S[0], C[j], n)
-                for k in range(k0, k1):
-                    kk = k - k0
-                    forward_outside_4_4(
-                        theta,
-                        layer_off[k],
-                        dt[k],
-                        act,
-                        alpha,
-                        S[kk],
-                        S[kk + 1],
-                        Zs[kk, 0],
-                        Ds[kk, 0],
-                        lanes,
-                    )
+                forward_layers_outside_4_4(
+                    theta, layer_off, dt, act, alpha, S, Zs, Ds, k0, k1, lanes
+                )
 
             loss_sum += _seed_adjoint(
                 p,
@@ -2315,20 +2361,9 @@ def value_and_grad_outside_4_4(
                 k1 = min(n_layers, k0 + seg)
                 if j < n_seg - 1:
                     _copy_rows(C[j], S[0], n)
-                    for k in range(k0, k1):
-                        kk = k - k0
-                        forward_outside_4_4(
-                            theta,
-                            layer_off[k],
-                            dt[k],
-                            act,
-                            alpha,
-                            S[kk],
-                            S[kk + 1],
-                            Zs[kk, 0],
-                            Ds[kk, 0],
-                            lanes,
-                        )
+                    forward_layers_outside_4_4(
+                        theta, layer_off, dt, act, alpha, S, Zs, Ds, k0, k1, lanes
+                    )
                 for k in range(k1 - 1, k0 - 1, -1):
                     kk = k - k0
                     reverse_outside_4_4(
@@ -2406,6 +2441,36 @@ def reverse_bottleneck_1_1(theta, off, dt, act, X, Z, D, Xa, Xc, grad, lanes):
     grad[off + 2] += gb0
 
 
+@njit(cache=True, error_model="numpy")
+def forward_layers_bottleneck_1_1(
+    theta,
+    layer_off,
+    dt,
+    act,
+    alpha,
+    S,
+    Zs,
+    Ds,
+    k0,
+    k1,
+    lanes,
+):
+    for k in range(k0, k1):
+        kk = k - k0
+        forward_bottleneck_1_1(
+            theta,
+            layer_off[k],
+            dt[k],
+            act,
+            alpha,
+            S[kk],
+            S[kk + 1],
+            Zs[kk, 0],
+            Ds[kk, 0],
+            lanes,
+        )
+
+
 @njit(parallel=True, cache=True, error_model="numpy")
 def value_and_grad_bottleneck_1_1(
     x0,
@@ -2459,7 +2524,7 @@ def value_and_grad_bottleneck_1_1(
         slope = np.empty(m_out)
         grad = grad_g[g]
         loss_sum = 0.0
-        rc = RunningCost(
+        rc = group_running_cost(
             rc_kind,
             rc_beta,
             rc_pw,
@@ -2474,10 +2539,6 @@ def value_and_grad_bottleneck_1_1(
             lparam,
             gp_g[g],
             gp0_g[g],
-            np.empty(m_out),
-            np.empty(m_out),
-            np.zeros(1, dtype=np.int64),
-            np.zeros(1),
         )
         for r0 in range(lo, hi, lanes):
             nb = min(lanes, hi - r0)
@@ -2495,20 +2556,9 @@ def value_and_grad_bottleneck_1_1(
                 if j > 0:
                     _copy_rows(S[seg], S[0], n)
                 _copy_rows(S[0], C[j], n)
-                for k in range(k0, k1):
-                    kk = k - k0
-                    forward_bottleneck_1_1(
-                        theta,
-                        layer_off[k],
-                        dt[k],
-                        act,
-                        alpha,
-                        S[kk],
-                        S[kk + 1],
-                        Zs[kk, 0],
-                        Ds[kk, 0],
-                        lanes,
-                    )
+                forward_layers_bottleneck_1_1(
+                    theta, layer_off, dt, act, alpha, S, Zs, Ds, k0, k1, lanes
+                )
 
             loss_sum += _seed_adjoint(
                 p,
@@ -2535,20 +2585,9 @@ def value_and_grad_bottleneck_1_1(
                 k1 = min(n_layers, k0 + seg)
                 if j < n_seg - 1:
                     _copy_rows(C[j], S[0], n)
-                    for k in range(k0, k1):
-                        kk = k - k0
-                        forward_bottleneck_1_1(
-                            theta,
-                            layer_off[k],
-                            dt[k],
-                            act,
-                            alpha,
-                            S[kk],
-                            S[kk + 1],
-                            Zs[kk, 0],
-                            Ds[kk, 0],
-                            lanes,
-                        )
+                    forward_layers_bottleneck_1_1(
+                        theta, layer_off, dt, act, alpha, S, Zs, Ds, k0, k1, lanes
+                    )
                 for k in range(k1 - 1, k0 - 1, -1):
                     kk = k - k0
                     reverse_bottleneck_1_1(
@@ -2653,6 +2692,36 @@ def reverse_bottleneck_1_2(theta, off, dt, act, X, Z, D, Xa, Xc, grad, lanes):
     grad[off + 5] += gb1
 
 
+@njit(cache=True, error_model="numpy")
+def forward_layers_bottleneck_1_2(
+    theta,
+    layer_off,
+    dt,
+    act,
+    alpha,
+    S,
+    Zs,
+    Ds,
+    k0,
+    k1,
+    lanes,
+):
+    for k in range(k0, k1):
+        kk = k - k0
+        forward_bottleneck_1_2(
+            theta,
+            layer_off[k],
+            dt[k],
+            act,
+            alpha,
+            S[kk],
+            S[kk + 1],
+            Zs[kk, 0],
+            Ds[kk, 0],
+            lanes,
+        )
+
+
 @njit(parallel=True, cache=True, error_model="numpy")
 def value_and_grad_bottleneck_1_2(
     x0,
@@ -2706,7 +2775,7 @@ def value_and_grad_bottleneck_1_2(
         slope = np.empty(m_out)
         grad = grad_g[g]
         loss_sum = 0.0
-        rc = RunningCost(
+        rc = group_running_cost(
             rc_kind,
             rc_beta,
             rc_pw,
@@ -2721,10 +2790,6 @@ def value_and_grad_bottleneck_1_2(
             lparam,
             gp_g[g],
             gp0_g[g],
-            np.empty(m_out),
-            np.empty(m_out),
-            np.zeros(1, dtype=np.int64),
-            np.zeros(1),
         )
         for r0 in range(lo, hi, lanes):
             nb = min(lanes, hi - r0)
@@ -2742,20 +2807,9 @@ def value_and_grad_bottleneck_1_2(
                 if j > 0:
                     _copy_rows(S[seg], S[0], n)
                 _copy_rows(S[0], C[j], n)
-                for k in range(k0, k1):
-                    kk = k - k0
-                    forward_bottleneck_1_2(
-                        theta,
-                        layer_off[k],
-                        dt[k],
-                        act,
-                        alpha,
-                        S[kk],
-                        S[kk + 1],
-                        Zs[kk, 0],
-                        Ds[kk, 0],
-                        lanes,
-                    )
+                forward_layers_bottleneck_1_2(
+                    theta, layer_off, dt, act, alpha, S, Zs, Ds, k0, k1, lanes
+                )
 
             loss_sum += _seed_adjoint(
                 p,
@@ -2782,20 +2836,9 @@ def value_and_grad_bottleneck_1_2(
                 k1 = min(n_layers, k0 + seg)
                 if j < n_seg - 1:
                     _copy_rows(C[j], S[0], n)
-                    for k in range(k0, k1):
-                        kk = k - k0
-                        forward_bottleneck_1_2(
-                            theta,
-                            layer_off[k],
-                            dt[k],
-                            act,
-                            alpha,
-                            S[kk],
-                            S[kk + 1],
-                            Zs[kk, 0],
-                            Ds[kk, 0],
-                            lanes,
-                        )
+                    forward_layers_bottleneck_1_2(
+                        theta, layer_off, dt, act, alpha, S, Zs, Ds, k0, k1, lanes
+                    )
                 for k in range(k1 - 1, k0 - 1, -1):
                     kk = k - k0
                     reverse_bottleneck_1_2(
@@ -2927,6 +2970,36 @@ def reverse_bottleneck_1_3(theta, off, dt, act, X, Z, D, Xa, Xc, grad, lanes):
     grad[off + 8] += gb2
 
 
+@njit(cache=True, error_model="numpy")
+def forward_layers_bottleneck_1_3(
+    theta,
+    layer_off,
+    dt,
+    act,
+    alpha,
+    S,
+    Zs,
+    Ds,
+    k0,
+    k1,
+    lanes,
+):
+    for k in range(k0, k1):
+        kk = k - k0
+        forward_bottleneck_1_3(
+            theta,
+            layer_off[k],
+            dt[k],
+            act,
+            alpha,
+            S[kk],
+            S[kk + 1],
+            Zs[kk, 0],
+            Ds[kk, 0],
+            lanes,
+        )
+
+
 @njit(parallel=True, cache=True, error_model="numpy")
 def value_and_grad_bottleneck_1_3(
     x0,
@@ -2980,7 +3053,7 @@ def value_and_grad_bottleneck_1_3(
         slope = np.empty(m_out)
         grad = grad_g[g]
         loss_sum = 0.0
-        rc = RunningCost(
+        rc = group_running_cost(
             rc_kind,
             rc_beta,
             rc_pw,
@@ -2995,10 +3068,6 @@ def value_and_grad_bottleneck_1_3(
             lparam,
             gp_g[g],
             gp0_g[g],
-            np.empty(m_out),
-            np.empty(m_out),
-            np.zeros(1, dtype=np.int64),
-            np.zeros(1),
         )
         for r0 in range(lo, hi, lanes):
             nb = min(lanes, hi - r0)
@@ -3016,20 +3085,9 @@ def value_and_grad_bottleneck_1_3(
                 if j > 0:
                     _copy_rows(S[seg], S[0], n)
                 _copy_rows(S[0], C[j], n)
-                for k in range(k0, k1):
-                    kk = k - k0
-                    forward_bottleneck_1_3(
-                        theta,
-                        layer_off[k],
-                        dt[k],
-                        act,
-                        alpha,
-                        S[kk],
-                        S[kk + 1],
-                        Zs[kk, 0],
-                        Ds[kk, 0],
-                        lanes,
-                    )
+                forward_layers_bottleneck_1_3(
+                    theta, layer_off, dt, act, alpha, S, Zs, Ds, k0, k1, lanes
+                )
 
             loss_sum += _seed_adjoint(
                 p,
@@ -3056,20 +3114,9 @@ def value_and_grad_bottleneck_1_3(
                 k1 = min(n_layers, k0 + seg)
                 if j < n_seg - 1:
                     _copy_rows(C[j], S[0], n)
-                    for k in range(k0, k1):
-                        kk = k - k0
-                        forward_bottleneck_1_3(
-                            theta,
-                            layer_off[k],
-                            dt[k],
-                            act,
-                            alpha,
-                            S[kk],
-                            S[kk + 1],
-                            Zs[kk, 0],
-                            Ds[kk, 0],
-                            lanes,
-                        )
+                    forward_layers_bottleneck_1_3(
+                        theta, layer_off, dt, act, alpha, S, Zs, Ds, k0, k1, lanes
+                    )
                 for k in range(k1 - 1, k0 - 1, -1):
                     kk = k - k0
                     reverse_bottleneck_1_3(
@@ -3228,6 +3275,36 @@ def reverse_bottleneck_1_4(theta, off, dt, act, X, Z, D, Xa, Xc, grad, lanes):
     grad[off + 11] += gb3
 
 
+@njit(cache=True, error_model="numpy")
+def forward_layers_bottleneck_1_4(
+    theta,
+    layer_off,
+    dt,
+    act,
+    alpha,
+    S,
+    Zs,
+    Ds,
+    k0,
+    k1,
+    lanes,
+):
+    for k in range(k0, k1):
+        kk = k - k0
+        forward_bottleneck_1_4(
+            theta,
+            layer_off[k],
+            dt[k],
+            act,
+            alpha,
+            S[kk],
+            S[kk + 1],
+            Zs[kk, 0],
+            Ds[kk, 0],
+            lanes,
+        )
+
+
 @njit(parallel=True, cache=True, error_model="numpy")
 def value_and_grad_bottleneck_1_4(
     x0,
@@ -3281,7 +3358,7 @@ def value_and_grad_bottleneck_1_4(
         slope = np.empty(m_out)
         grad = grad_g[g]
         loss_sum = 0.0
-        rc = RunningCost(
+        rc = group_running_cost(
             rc_kind,
             rc_beta,
             rc_pw,
@@ -3296,10 +3373,6 @@ def value_and_grad_bottleneck_1_4(
             lparam,
             gp_g[g],
             gp0_g[g],
-            np.empty(m_out),
-            np.empty(m_out),
-            np.zeros(1, dtype=np.int64),
-            np.zeros(1),
         )
         for r0 in range(lo, hi, lanes):
             nb = min(lanes, hi - r0)
@@ -3317,20 +3390,9 @@ def value_and_grad_bottleneck_1_4(
                 if j > 0:
                     _copy_rows(S[seg], S[0], n)
                 _copy_rows(S[0], C[j], n)
-                for k in range(k0, k1):
-                    kk = k - k0
-                    forward_bottleneck_1_4(
-                        theta,
-                        layer_off[k],
-                        dt[k],
-                        act,
-                        alpha,
-                        S[kk],
-                        S[kk + 1],
-                        Zs[kk, 0],
-                        Ds[kk, 0],
-                        lanes,
-                    )
+                forward_layers_bottleneck_1_4(
+                    theta, layer_off, dt, act, alpha, S, Zs, Ds, k0, k1, lanes
+                )
 
             loss_sum += _seed_adjoint(
                 p,
@@ -3357,20 +3419,9 @@ def value_and_grad_bottleneck_1_4(
                 k1 = min(n_layers, k0 + seg)
                 if j < n_seg - 1:
                     _copy_rows(C[j], S[0], n)
-                    for k in range(k0, k1):
-                        kk = k - k0
-                        forward_bottleneck_1_4(
-                            theta,
-                            layer_off[k],
-                            dt[k],
-                            act,
-                            alpha,
-                            S[kk],
-                            S[kk + 1],
-                            Zs[kk, 0],
-                            Ds[kk, 0],
-                            lanes,
-                        )
+                    forward_layers_bottleneck_1_4(
+                        theta, layer_off, dt, act, alpha, S, Zs, Ds, k0, k1, lanes
+                    )
                 for k in range(k1 - 1, k0 - 1, -1):
                     kk = k - k0
                     reverse_bottleneck_1_4(
@@ -3470,6 +3521,36 @@ def reverse_bottleneck_2_1(theta, off, dt, act, X, Z, D, Xa, Xc, grad, lanes):
     grad[off + 4] += gb0
 
 
+@njit(cache=True, error_model="numpy")
+def forward_layers_bottleneck_2_1(
+    theta,
+    layer_off,
+    dt,
+    act,
+    alpha,
+    S,
+    Zs,
+    Ds,
+    k0,
+    k1,
+    lanes,
+):
+    for k in range(k0, k1):
+        kk = k - k0
+        forward_bottleneck_2_1(
+            theta,
+            layer_off[k],
+            dt[k],
+            act,
+            alpha,
+            S[kk],
+            S[kk + 1],
+            Zs[kk, 0],
+            Ds[kk, 0],
+            lanes,
+        )
+
+
 @njit(parallel=True, cache=True, error_model="numpy")
 def value_and_grad_bottleneck_2_1(
     x0,
@@ -3523,7 +3604,7 @@ def value_and_grad_bottleneck_2_1(
         slope = np.empty(m_out)
         grad = grad_g[g]
         loss_sum = 0.0
-        rc = RunningCost(
+        rc = group_running_cost(
             rc_kind,
             rc_beta,
             rc_pw,
@@ -3538,10 +3619,6 @@ def value_and_grad_bottleneck_2_1(
             lparam,
             gp_g[g],
             gp0_g[g],
-            np.empty(m_out),
-            np.empty(m_out),
-            np.zeros(1, dtype=np.int64),
-            np.zeros(1),
         )
         for r0 in range(lo, hi, lanes):
             nb = min(lanes, hi - r0)
@@ -3559,20 +3636,9 @@ def value_and_grad_bottleneck_2_1(
                 if j > 0:
                     _copy_rows(S[seg], S[0], n)
                 _copy_rows(S[0], C[j], n)
-                for k in range(k0, k1):
-                    kk = k - k0
-                    forward_bottleneck_2_1(
-                        theta,
-                        layer_off[k],
-                        dt[k],
-                        act,
-                        alpha,
-                        S[kk],
-                        S[kk + 1],
-                        Zs[kk, 0],
-                        Ds[kk, 0],
-                        lanes,
-                    )
+                forward_layers_bottleneck_2_1(
+                    theta, layer_off, dt, act, alpha, S, Zs, Ds, k0, k1, lanes
+                )
 
             loss_sum += _seed_adjoint(
                 p,
@@ -3599,20 +3665,9 @@ def value_and_grad_bottleneck_2_1(
                 k1 = min(n_layers, k0 + seg)
                 if j < n_seg - 1:
                     _copy_rows(C[j], S[0], n)
-                    for k in range(k0, k1):
-                        kk = k - k0
-                        forward_bottleneck_2_1(
-                            theta,
-                            layer_off[k],
-                            dt[k],
-                            act,
-                            alpha,
-                            S[kk],
-                            S[kk + 1],
-                            Zs[kk, 0],
-                            Ds[kk, 0],
-                            lanes,
-                        )
+                    forward_layers_bottleneck_2_1(
+                        theta, layer_off, dt, act, alpha, S, Zs, Ds, k0, k1, lanes
+                    )
                 for k in range(k1 - 1, k0 - 1, -1):
                     kk = k - k0
                     reverse_bottleneck_2_1(
@@ -3749,6 +3804,36 @@ def reverse_bottleneck_2_2(theta, off, dt, act, X, Z, D, Xa, Xc, grad, lanes):
     grad[off + 9] += gb1
 
 
+@njit(cache=True, error_model="numpy")
+def forward_layers_bottleneck_2_2(
+    theta,
+    layer_off,
+    dt,
+    act,
+    alpha,
+    S,
+    Zs,
+    Ds,
+    k0,
+    k1,
+    lanes,
+):
+    for k in range(k0, k1):
+        kk = k - k0
+        forward_bottleneck_2_2(
+            theta,
+            layer_off[k],
+            dt[k],
+            act,
+            alpha,
+            S[kk],
+            S[kk + 1],
+            Zs[kk, 0],
+            Ds[kk, 0],
+            lanes,
+        )
+
+
 @njit(parallel=True, cache=True, error_model="numpy")
 def value_and_grad_bottleneck_2_2(
     x0,
@@ -3802,7 +3887,7 @@ def value_and_grad_bottleneck_2_2(
         slope = np.empty(m_out)
         grad = grad_g[g]
         loss_sum = 0.0
-        rc = RunningCost(
+        rc = group_running_cost(
             rc_kind,
             rc_beta,
             rc_pw,
@@ -3817,10 +3902,6 @@ def value_and_grad_bottleneck_2_2(
             lparam,
             gp_g[g],
             gp0_g[g],
-            np.empty(m_out),
-            np.empty(m_out),
-            np.zeros(1, dtype=np.int64),
-            np.zeros(1),
         )
         for r0 in range(lo, hi, lanes):
             nb = min(lanes, hi - r0)
@@ -3838,20 +3919,9 @@ def value_and_grad_bottleneck_2_2(
                 if j > 0:
                     _copy_rows(S[seg], S[0], n)
                 _copy_rows(S[0], C[j], n)
-                for k in range(k0, k1):
-                    kk = k - k0
-                    forward_bottleneck_2_2(
-                        theta,
-                        layer_off[k],
-                        dt[k],
-                        act,
-                        alpha,
-                        S[kk],
-                        S[kk + 1],
-                        Zs[kk, 0],
-                        Ds[kk, 0],
-                        lanes,
-                    )
+                forward_layers_bottleneck_2_2(
+                    theta, layer_off, dt, act, alpha, S, Zs, Ds, k0, k1, lanes
+                )
 
             loss_sum += _seed_adjoint(
                 p,
@@ -3878,20 +3948,9 @@ def value_and_grad_bottleneck_2_2(
                 k1 = min(n_layers, k0 + seg)
                 if j < n_seg - 1:
                     _copy_rows(C[j], S[0], n)
-                    for k in range(k0, k1):
-                        kk = k - k0
-                        forward_bottleneck_2_2(
-                            theta,
-                            layer_off[k],
-                            dt[k],
-                            act,
-                            alpha,
-                            S[kk],
-                            S[kk + 1],
-                            Zs[kk, 0],
-                            Ds[kk, 0],
-                            lanes,
-                        )
+                    forward_layers_bottleneck_2_2(
+                        theta, layer_off, dt, act, alpha, S, Zs, Ds, k0, k1, lanes
+                    )
                 for k in range(k1 - 1, k0 - 1, -1):
                     kk = k - k0
                     reverse_bottleneck_2_2(
@@ -4065,6 +4124,36 @@ def reverse_bottleneck_2_3(theta, off, dt, act, X, Z, D, Xa, Xc, grad, lanes):
     grad[off + 14] += gb2
 
 
+@njit(cache=True, error_model="numpy")
+def forward_layers_bottleneck_2_3(
+    theta,
+    layer_off,
+    dt,
+    act,
+    alpha,
+    S,
+    Zs,
+    Ds,
+    k0,
+    k1,
+    lanes,
+):
+    for k in range(k0, k1):
+        kk = k - k0
+        forward_bottleneck_2_3(
+            theta,
+            layer_off[k],
+            dt[k],
+            act,
+            alpha,
+            S[kk],
+            S[kk + 1],
+            Zs[kk, 0],
+            Ds[kk, 0],
+            lanes,
+        )
+
+
 @njit(parallel=True, cache=True, error_model="numpy")
 def value_and_grad_bottleneck_2_3(
     x0,
@@ -4118,7 +4207,7 @@ def value_and_grad_bottleneck_2_3(
         slope = np.empty(m_out)
         grad = grad_g[g]
         loss_sum = 0.0
-        rc = RunningCost(
+        rc = group_running_cost(
             rc_kind,
             rc_beta,
             rc_pw,
@@ -4133,10 +4222,6 @@ def value_and_grad_bottleneck_2_3(
             lparam,
             gp_g[g],
             gp0_g[g],
-            np.empty(m_out),
-            np.empty(m_out),
-            np.zeros(1, dtype=np.int64),
-            np.zeros(1),
         )
         for r0 in range(lo, hi, lanes):
             nb = min(lanes, hi - r0)
@@ -4154,20 +4239,9 @@ def value_and_grad_bottleneck_2_3(
                 if j > 0:
                     _copy_rows(S[seg], S[0], n)
                 _copy_rows(S[0], C[j], n)
-                for k in range(k0, k1):
-                    kk = k - k0
-                    forward_bottleneck_2_3(
-                        theta,
-                        layer_off[k],
-                        dt[k],
-                        act,
-                        alpha,
-                        S[kk],
-                        S[kk + 1],
-                        Zs[kk, 0],
-                        Ds[kk, 0],
-                        lanes,
-                    )
+                forward_layers_bottleneck_2_3(
+                    theta, layer_off, dt, act, alpha, S, Zs, Ds, k0, k1, lanes
+                )
 
             loss_sum += _seed_adjoint(
                 p,
@@ -4194,20 +4268,9 @@ def value_and_grad_bottleneck_2_3(
                 k1 = min(n_layers, k0 + seg)
                 if j < n_seg - 1:
                     _copy_rows(C[j], S[0], n)
-                    for k in range(k0, k1):
-                        kk = k - k0
-                        forward_bottleneck_2_3(
-                            theta,
-                            layer_off[k],
-                            dt[k],
-                            act,
-                            alpha,
-                            S[kk],
-                            S[kk + 1],
-                            Zs[kk, 0],
-                            Ds[kk, 0],
-                            lanes,
-                        )
+                    forward_layers_bottleneck_2_3(
+                        theta, layer_off, dt, act, alpha, S, Zs, Ds, k0, k1, lanes
+                    )
                 for k in range(k1 - 1, k0 - 1, -1):
                     kk = k - k0
                     reverse_bottleneck_2_3(
@@ -4418,6 +4481,36 @@ def reverse_bottleneck_2_4(theta, off, dt, act, X, Z, D, Xa, Xc, grad, lanes):
     grad[off + 19] += gb3
 
 
+@njit(cache=True, error_model="numpy")
+def forward_layers_bottleneck_2_4(
+    theta,
+    layer_off,
+    dt,
+    act,
+    alpha,
+    S,
+    Zs,
+    Ds,
+    k0,
+    k1,
+    lanes,
+):
+    for k in range(k0, k1):
+        kk = k - k0
+        forward_bottleneck_2_4(
+            theta,
+            layer_off[k],
+            dt[k],
+            act,
+            alpha,
+            S[kk],
+            S[kk + 1],
+            Zs[kk, 0],
+            Ds[kk, 0],
+            lanes,
+        )
+
+
 @njit(parallel=True, cache=True, error_model="numpy")
 def value_and_grad_bottleneck_2_4(
     x0,
@@ -4471,7 +4564,7 @@ def value_and_grad_bottleneck_2_4(
         slope = np.empty(m_out)
         grad = grad_g[g]
         loss_sum = 0.0
-        rc = RunningCost(
+        rc = group_running_cost(
             rc_kind,
             rc_beta,
             rc_pw,
@@ -4486,10 +4579,6 @@ def value_and_grad_bottleneck_2_4(
             lparam,
             gp_g[g],
             gp0_g[g],
-            np.empty(m_out),
-            np.empty(m_out),
-            np.zeros(1, dtype=np.int64),
-            np.zeros(1),
         )
         for r0 in range(lo, hi, lanes):
             nb = min(lanes, hi - r0)
@@ -4507,20 +4596,9 @@ def value_and_grad_bottleneck_2_4(
                 if j > 0:
                     _copy_rows(S[seg], S[0], n)
                 _copy_rows(S[0], C[j], n)
-                for k in range(k0, k1):
-                    kk = k - k0
-                    forward_bottleneck_2_4(
-                        theta,
-                        layer_off[k],
-                        dt[k],
-                        act,
-                        alpha,
-                        S[kk],
-                        S[kk + 1],
-                        Zs[kk, 0],
-                        Ds[kk, 0],
-                        lanes,
-                    )
+                forward_layers_bottleneck_2_4(
+                    theta, layer_off, dt, act, alpha, S, Zs, Ds, k0, k1, lanes
+                )
 
             loss_sum += _seed_adjoint(
                 p,
@@ -4547,20 +4625,9 @@ def value_and_grad_bottleneck_2_4(
                 k1 = min(n_layers, k0 + seg)
                 if j < n_seg - 1:
                     _copy_rows(C[j], S[0], n)
-                    for k in range(k0, k1):
-                        kk = k - k0
-                        forward_bottleneck_2_4(
-                            theta,
-                            layer_off[k],
-                            dt[k],
-                            act,
-                            alpha,
-                            S[kk],
-                            S[kk + 1],
-                            Zs[kk, 0],
-                            Ds[kk, 0],
-                            lanes,
-                        )
+                    forward_layers_bottleneck_2_4(
+                        theta, layer_off, dt, act, alpha, S, Zs, Ds, k0, k1, lanes
+                    )
                 for k in range(k1 - 1, k0 - 1, -1):
                     kk = k - k0
                     reverse_bottleneck_2_4(
@@ -4682,6 +4749,36 @@ def reverse_bottleneck_3_1(theta, off, dt, act, X, Z, D, Xa, Xc, grad, lanes):
     grad[off + 6] += gb0
 
 
+@njit(cache=True, error_model="numpy")
+def forward_layers_bottleneck_3_1(
+    theta,
+    layer_off,
+    dt,
+    act,
+    alpha,
+    S,
+    Zs,
+    Ds,
+    k0,
+    k1,
+    lanes,
+):
+    for k in range(k0, k1):
+        kk = k - k0
+        forward_bottleneck_3_1(
+            theta,
+            layer_off[k],
+            dt[k],
+            act,
+            alpha,
+            S[kk],
+            S[kk + 1],
+            Zs[kk, 0],
+            Ds[kk, 0],
+            lanes,
+        )
+
+
 @njit(parallel=True, cache=True, error_model="numpy")
 def value_and_grad_bottleneck_3_1(
     x0,
@@ -4735,7 +4832,7 @@ def value_and_grad_bottleneck_3_1(
         slope = np.empty(m_out)
         grad = grad_g[g]
         loss_sum = 0.0
-        rc = RunningCost(
+        rc = group_running_cost(
             rc_kind,
             rc_beta,
             rc_pw,
@@ -4750,10 +4847,6 @@ def value_and_grad_bottleneck_3_1(
             lparam,
             gp_g[g],
             gp0_g[g],
-            np.empty(m_out),
-            np.empty(m_out),
-            np.zeros(1, dtype=np.int64),
-            np.zeros(1),
         )
         for r0 in range(lo, hi, lanes):
             nb = min(lanes, hi - r0)
@@ -4771,20 +4864,9 @@ def value_and_grad_bottleneck_3_1(
                 if j > 0:
                     _copy_rows(S[seg], S[0], n)
                 _copy_rows(S[0], C[j], n)
-                for k in range(k0, k1):
-                    kk = k - k0
-                    forward_bottleneck_3_1(
-                        theta,
-                        layer_off[k],
-                        dt[k],
-                        act,
-                        alpha,
-                        S[kk],
-                        S[kk + 1],
-                        Zs[kk, 0],
-                        Ds[kk, 0],
-                        lanes,
-                    )
+                forward_layers_bottleneck_3_1(
+                    theta, layer_off, dt, act, alpha, S, Zs, Ds, k0, k1, lanes
+                )
 
             loss_sum += _seed_adjoint(
                 p,
@@ -4811,20 +4893,9 @@ def value_and_grad_bottleneck_3_1(
                 k1 = min(n_layers, k0 + seg)
                 if j < n_seg - 1:
                     _copy_rows(C[j], S[0], n)
-                    for k in range(k0, k1):
-                        kk = k - k0
-                        forward_bottleneck_3_1(
-                            theta,
-                            layer_off[k],
-                            dt[k],
-                            act,
-                            alpha,
-                            S[kk],
-                            S[kk + 1],
-                            Zs[kk, 0],
-                            Ds[kk, 0],
-                            lanes,
-                        )
+                    forward_layers_bottleneck_3_1(
+                        theta, layer_off, dt, act, alpha, S, Zs, Ds, k0, k1, lanes
+                    )
                 for k in range(k1 - 1, k0 - 1, -1):
                     kk = k - k0
                     reverse_bottleneck_3_1(
@@ -4993,6 +5064,36 @@ def reverse_bottleneck_3_2(theta, off, dt, act, X, Z, D, Xa, Xc, grad, lanes):
     grad[off + 13] += gb1
 
 
+@njit(cache=True, error_model="numpy")
+def forward_layers_bottleneck_3_2(
+    theta,
+    layer_off,
+    dt,
+    act,
+    alpha,
+    S,
+    Zs,
+    Ds,
+    k0,
+    k1,
+    lanes,
+):
+    for k in range(k0, k1):
+        kk = k - k0
+        forward_bottleneck_3_2(
+            theta,
+            layer_off[k],
+            dt[k],
+            act,
+            alpha,
+            S[kk],
+            S[kk + 1],
+            Zs[kk, 0],
+            Ds[kk, 0],
+            lanes,
+        )
+
+
 @njit(parallel=True, cache=True, error_model="numpy")
 def value_and_grad_bottleneck_3_2(
     x0,
@@ -5046,7 +5147,7 @@ def value_and_grad_bottleneck_3_2(
         slope = np.empty(m_out)
         grad = grad_g[g]
         loss_sum = 0.0
-        rc = RunningCost(
+        rc = group_running_cost(
             rc_kind,
             rc_beta,
             rc_pw,
@@ -5061,10 +5162,6 @@ def value_and_grad_bottleneck_3_2(
             lparam,
             gp_g[g],
             gp0_g[g],
-            np.empty(m_out),
-            np.empty(m_out),
-            np.zeros(1, dtype=np.int64),
-            np.zeros(1),
         )
         for r0 in range(lo, hi, lanes):
             nb = min(lanes, hi - r0)
@@ -5082,20 +5179,9 @@ def value_and_grad_bottleneck_3_2(
                 if j > 0:
                     _copy_rows(S[seg], S[0], n)
                 _copy_rows(S[0], C[j], n)
-                for k in range(k0, k1):
-                    kk = k - k0
-                    forward_bottleneck_3_2(
-                        theta,
-                        layer_off[k],
-                        dt[k],
-                        act,
-                        alpha,
-                        S[kk],
-                        S[kk + 1],
-                        Zs[kk, 0],
-                        Ds[kk, 0],
-                        lanes,
-                    )
+                forward_layers_bottleneck_3_2(
+                    theta, layer_off, dt, act, alpha, S, Zs, Ds, k0, k1, lanes
+                )
 
             loss_sum += _seed_adjoint(
                 p,
@@ -5122,20 +5208,9 @@ def value_and_grad_bottleneck_3_2(
                 k1 = min(n_layers, k0 + seg)
                 if j < n_seg - 1:
                     _copy_rows(C[j], S[0], n)
-                    for k in range(k0, k1):
-                        kk = k - k0
-                        forward_bottleneck_3_2(
-                            theta,
-                            layer_off[k],
-                            dt[k],
-                            act,
-                            alpha,
-                            S[kk],
-                            S[kk + 1],
-                            Zs[kk, 0],
-                            Ds[kk, 0],
-                            lanes,
-                        )
+                    forward_layers_bottleneck_3_2(
+                        theta, layer_off, dt, act, alpha, S, Zs, Ds, k0, k1, lanes
+                    )
                 for k in range(k1 - 1, k0 - 1, -1):
                     kk = k - k0
                     reverse_bottleneck_3_2(
@@ -5351,6 +5426,36 @@ def reverse_bottleneck_3_3(theta, off, dt, act, X, Z, D, Xa, Xc, grad, lanes):
     grad[off + 20] += gb2
 
 
+@njit(cache=True, error_model="numpy")
+def forward_layers_bottleneck_3_3(
+    theta,
+    layer_off,
+    dt,
+    act,
+    alpha,
+    S,
+    Zs,
+    Ds,
+    k0,
+    k1,
+    lanes,
+):
+    for k in range(k0, k1):
+        kk = k - k0
+        forward_bottleneck_3_3(
+            theta,
+            layer_off[k],
+            dt[k],
+            act,
+            alpha,
+            S[kk],
+            S[kk + 1],
+            Zs[kk, 0],
+            Ds[kk, 0],
+            lanes,
+        )
+
+
 @njit(parallel=True, cache=True, error_model="numpy")
 def value_and_grad_bottleneck_3_3(
     x0,
@@ -5404,7 +5509,7 @@ def value_and_grad_bottleneck_3_3(
         slope = np.empty(m_out)
         grad = grad_g[g]
         loss_sum = 0.0
-        rc = RunningCost(
+        rc = group_running_cost(
             rc_kind,
             rc_beta,
             rc_pw,
@@ -5419,10 +5524,6 @@ def value_and_grad_bottleneck_3_3(
             lparam,
             gp_g[g],
             gp0_g[g],
-            np.empty(m_out),
-            np.empty(m_out),
-            np.zeros(1, dtype=np.int64),
-            np.zeros(1),
         )
         for r0 in range(lo, hi, lanes):
             nb = min(lanes, hi - r0)
@@ -5440,20 +5541,9 @@ def value_and_grad_bottleneck_3_3(
                 if j > 0:
                     _copy_rows(S[seg], S[0], n)
                 _copy_rows(S[0], C[j], n)
-                for k in range(k0, k1):
-                    kk = k - k0
-                    forward_bottleneck_3_3(
-                        theta,
-                        layer_off[k],
-                        dt[k],
-                        act,
-                        alpha,
-                        S[kk],
-                        S[kk + 1],
-                        Zs[kk, 0],
-                        Ds[kk, 0],
-                        lanes,
-                    )
+                forward_layers_bottleneck_3_3(
+                    theta, layer_off, dt, act, alpha, S, Zs, Ds, k0, k1, lanes
+                )
 
             loss_sum += _seed_adjoint(
                 p,
@@ -5480,20 +5570,9 @@ def value_and_grad_bottleneck_3_3(
                 k1 = min(n_layers, k0 + seg)
                 if j < n_seg - 1:
                     _copy_rows(C[j], S[0], n)
-                    for k in range(k0, k1):
-                        kk = k - k0
-                        forward_bottleneck_3_3(
-                            theta,
-                            layer_off[k],
-                            dt[k],
-                            act,
-                            alpha,
-                            S[kk],
-                            S[kk + 1],
-                            Zs[kk, 0],
-                            Ds[kk, 0],
-                            lanes,
-                        )
+                    forward_layers_bottleneck_3_3(
+                        theta, layer_off, dt, act, alpha, S, Zs, Ds, k0, k1, lanes
+                    )
                 for k in range(k1 - 1, k0 - 1, -1):
                     kk = k - k0
                     reverse_bottleneck_3_3(
@@ -5756,6 +5835,36 @@ def reverse_bottleneck_3_4(theta, off, dt, act, X, Z, D, Xa, Xc, grad, lanes):
     grad[off + 27] += gb3
 
 
+@njit(cache=True, error_model="numpy")
+def forward_layers_bottleneck_3_4(
+    theta,
+    layer_off,
+    dt,
+    act,
+    alpha,
+    S,
+    Zs,
+    Ds,
+    k0,
+    k1,
+    lanes,
+):
+    for k in range(k0, k1):
+        kk = k - k0
+        forward_bottleneck_3_4(
+            theta,
+            layer_off[k],
+            dt[k],
+            act,
+            alpha,
+            S[kk],
+            S[kk + 1],
+            Zs[kk, 0],
+            Ds[kk, 0],
+            lanes,
+        )
+
+
 @njit(parallel=True, cache=True, error_model="numpy")
 def value_and_grad_bottleneck_3_4(
     x0,
@@ -5809,7 +5918,7 @@ def value_and_grad_bottleneck_3_4(
         slope = np.empty(m_out)
         grad = grad_g[g]
         loss_sum = 0.0
-        rc = RunningCost(
+        rc = group_running_cost(
             rc_kind,
             rc_beta,
             rc_pw,
@@ -5824,10 +5933,6 @@ def value_and_grad_bottleneck_3_4(
             lparam,
             gp_g[g],
             gp0_g[g],
-            np.empty(m_out),
-            np.empty(m_out),
-            np.zeros(1, dtype=np.int64),
-            np.zeros(1),
         )
         for r0 in range(lo, hi, lanes):
             nb = min(lanes, hi - r0)
@@ -5845,20 +5950,9 @@ def value_and_grad_bottleneck_3_4(
                 if j > 0:
                     _copy_rows(S[seg], S[0], n)
                 _copy_rows(S[0], C[j], n)
-                for k in range(k0, k1):
-                    kk = k - k0
-                    forward_bottleneck_3_4(
-                        theta,
-                        layer_off[k],
-                        dt[k],
-                        act,
-                        alpha,
-                        S[kk],
-                        S[kk + 1],
-                        Zs[kk, 0],
-                        Ds[kk, 0],
-                        lanes,
-                    )
+                forward_layers_bottleneck_3_4(
+                    theta, layer_off, dt, act, alpha, S, Zs, Ds, k0, k1, lanes
+                )
 
             loss_sum += _seed_adjoint(
                 p,
@@ -5885,20 +5979,9 @@ def value_and_grad_bottleneck_3_4(
                 k1 = min(n_layers, k0 + seg)
                 if j < n_seg - 1:
                     _copy_rows(C[j], S[0], n)
-                    for k in range(k0, k1):
-                        kk = k - k0
-                        forward_bottleneck_3_4(
-                            theta,
-                            layer_off[k],
-                            dt[k],
-                            act,
-                            alpha,
-                            S[kk],
-                            S[kk + 1],
-                            Zs[kk, 0],
-                            Ds[kk, 0],
-                            lanes,
-                        )
+                    forward_layers_bottleneck_3_4(
+                        theta, layer_off, dt, act, alpha, S, Zs, Ds, k0, k1, lanes
+                    )
                 for k in range(k1 - 1, k0 - 1, -1):
                     kk = k - k0
                     reverse_bottleneck_3_4(
@@ -6042,6 +6125,36 @@ def reverse_bottleneck_4_1(theta, off, dt, act, X, Z, D, Xa, Xc, grad, lanes):
     grad[off + 8] += gb0
 
 
+@njit(cache=True, error_model="numpy")
+def forward_layers_bottleneck_4_1(
+    theta,
+    layer_off,
+    dt,
+    act,
+    alpha,
+    S,
+    Zs,
+    Ds,
+    k0,
+    k1,
+    lanes,
+):
+    for k in range(k0, k1):
+        kk = k - k0
+        forward_bottleneck_4_1(
+            theta,
+            layer_off[k],
+            dt[k],
+            act,
+            alpha,
+            S[kk],
+            S[kk + 1],
+            Zs[kk, 0],
+            Ds[kk, 0],
+            lanes,
+        )
+
+
 @njit(parallel=True, cache=True, error_model="numpy")
 def value_and_grad_bottleneck_4_1(
     x0,
@@ -6095,7 +6208,7 @@ def value_and_grad_bottleneck_4_1(
         slope = np.empty(m_out)
         grad = grad_g[g]
         loss_sum = 0.0
-        rc = RunningCost(
+        rc = group_running_cost(
             rc_kind,
             rc_beta,
             rc_pw,
@@ -6110,10 +6223,6 @@ def value_and_grad_bottleneck_4_1(
             lparam,
             gp_g[g],
             gp0_g[g],
-            np.empty(m_out),
-            np.empty(m_out),
-            np.zeros(1, dtype=np.int64),
-            np.zeros(1),
         )
         for r0 in range(lo, hi, lanes):
             nb = min(lanes, hi - r0)
@@ -6131,20 +6240,9 @@ def value_and_grad_bottleneck_4_1(
                 if j > 0:
                     _copy_rows(S[seg], S[0], n)
                 _copy_rows(S[0], C[j], n)
-                for k in range(k0, k1):
-                    kk = k - k0
-                    forward_bottleneck_4_1(
-                        theta,
-                        layer_off[k],
-                        dt[k],
-                        act,
-                        alpha,
-                        S[kk],
-                        S[kk + 1],
-                        Zs[kk, 0],
-                        Ds[kk, 0],
-                        lanes,
-                    )
+                forward_layers_bottleneck_4_1(
+                    theta, layer_off, dt, act, alpha, S, Zs, Ds, k0, k1, lanes
+                )
 
             loss_sum += _seed_adjoint(
                 p,
@@ -6171,20 +6269,9 @@ def value_and_grad_bottleneck_4_1(
                 k1 = min(n_layers, k0 + seg)
                 if j < n_seg - 1:
                     _copy_rows(C[j], S[0], n)
-                    for k in range(k0, k1):
-                        kk = k - k0
-                        forward_bottleneck_4_1(
-                            theta,
-                            layer_off[k],
-                            dt[k],
-                            act,
-                            alpha,
-                            S[kk],
-                            S[kk + 1],
-                            Zs[kk, 0],
-                            Ds[kk, 0],
-                            lanes,
-                        )
+                    forward_layers_bottleneck_4_1(
+                        theta, layer_off, dt, act, alpha, S, Zs, Ds, k0, k1, lanes
+                    )
                 for k in range(k1 - 1, k0 - 1, -1):
                     kk = k - k0
                     reverse_bottleneck_4_1(
@@ -6385,6 +6472,36 @@ def reverse_bottleneck_4_2(theta, off, dt, act, X, Z, D, Xa, Xc, grad, lanes):
     grad[off + 17] += gb1
 
 
+@njit(cache=True, error_model="numpy")
+def forward_layers_bottleneck_4_2(
+    theta,
+    layer_off,
+    dt,
+    act,
+    alpha,
+    S,
+    Zs,
+    Ds,
+    k0,
+    k1,
+    lanes,
+):
+    for k in range(k0, k1):
+        kk = k - k0
+        forward_bottleneck_4_2(
+            theta,
+            layer_off[k],
+            dt[k],
+            act,
+            alpha,
+            S[kk],
+            S[kk + 1],
+            Zs[kk, 0],
+            Ds[kk, 0],
+            lanes,
+        )
+
+
 @njit(parallel=True, cache=True, error_model="numpy")
 def value_and_grad_bottleneck_4_2(
     x0,
@@ -6438,7 +6555,7 @@ def value_and_grad_bottleneck_4_2(
         slope = np.empty(m_out)
         grad = grad_g[g]
         loss_sum = 0.0
-        rc = RunningCost(
+        rc = group_running_cost(
             rc_kind,
             rc_beta,
             rc_pw,
@@ -6453,10 +6570,6 @@ def value_and_grad_bottleneck_4_2(
             lparam,
             gp_g[g],
             gp0_g[g],
-            np.empty(m_out),
-            np.empty(m_out),
-            np.zeros(1, dtype=np.int64),
-            np.zeros(1),
         )
         for r0 in range(lo, hi, lanes):
             nb = min(lanes, hi - r0)
@@ -6474,20 +6587,9 @@ def value_and_grad_bottleneck_4_2(
                 if j > 0:
                     _copy_rows(S[seg], S[0], n)
                 _copy_rows(S[0], C[j], n)
-                for k in range(k0, k1):
-                    kk = k - k0
-                    forward_bottleneck_4_2(
-                        theta,
-                        layer_off[k],
-                        dt[k],
-                        act,
-                        alpha,
-                        S[kk],
-                        S[kk + 1],
-                        Zs[kk, 0],
-                        Ds[kk, 0],
-                        lanes,
-                    )
+                forward_layers_bottleneck_4_2(
+                    theta, layer_off, dt, act, alpha, S, Zs, Ds, k0, k1, lanes
+                )
 
             loss_sum += _seed_adjoint(
                 p,
@@ -6514,20 +6616,9 @@ def value_and_grad_bottleneck_4_2(
                 k1 = min(n_layers, k0 + seg)
                 if j < n_seg - 1:
                     _copy_rows(C[j], S[0], n)
-                    for k in range(k0, k1):
-                        kk = k - k0
-                        forward_bottleneck_4_2(
-                            theta,
-                            layer_off[k],
-                            dt[k],
-                            act,
-                            alpha,
-                            S[kk],
-                            S[kk + 1],
-                            Zs[kk, 0],
-                            Ds[kk, 0],
-                            lanes,
-                        )
+                    forward_layers_bottleneck_4_2(
+                        theta, layer_off, dt, act, alpha, S, Zs, Ds, k0, k1, lanes
+                    )
                 for k in range(k1 - 1, k0 - 1, -1):
                     kk = k - k0
                     reverse_bottleneck_4_2(
@@ -6785,6 +6876,36 @@ def reverse_bottleneck_4_3(theta, off, dt, act, X, Z, D, Xa, Xc, grad, lanes):
     grad[off + 26] += gb2
 
 
+@njit(cache=True, error_model="numpy")
+def forward_layers_bottleneck_4_3(
+    theta,
+    layer_off,
+    dt,
+    act,
+    alpha,
+    S,
+    Zs,
+    Ds,
+    k0,
+    k1,
+    lanes,
+):
+    for k in range(k0, k1):
+        kk = k - k0
+        forward_bottleneck_4_3(
+            theta,
+            layer_off[k],
+            dt[k],
+            act,
+            alpha,
+            S[kk],
+            S[kk + 1],
+            Zs[kk, 0],
+            Ds[kk, 0],
+            lanes,
+        )
+
+
 @njit(parallel=True, cache=True, error_model="numpy")
 def value_and_grad_bottleneck_4_3(
     x0,
@@ -6838,7 +6959,7 @@ def value_and_grad_bottleneck_4_3(
         slope = np.empty(m_out)
         grad = grad_g[g]
         loss_sum = 0.0
-        rc = RunningCost(
+        rc = group_running_cost(
             rc_kind,
             rc_beta,
             rc_pw,
@@ -6853,10 +6974,6 @@ def value_and_grad_bottleneck_4_3(
             lparam,
             gp_g[g],
             gp0_g[g],
-            np.empty(m_out),
-            np.empty(m_out),
-            np.zeros(1, dtype=np.int64),
-            np.zeros(1),
         )
         for r0 in range(lo, hi, lanes):
             nb = min(lanes, hi - r0)
@@ -6874,20 +6991,9 @@ def value_and_grad_bottleneck_4_3(
                 if j > 0:
                     _copy_rows(S[seg], S[0], n)
                 _copy_rows(S[0], C[j], n)
-                for k in range(k0, k1):
-                    kk = k - k0
-                    forward_bottleneck_4_3(
-                        theta,
-                        layer_off[k],
-                        dt[k],
-                        act,
-                        alpha,
-                        S[kk],
-                        S[kk + 1],
-                        Zs[kk, 0],
-                        Ds[kk, 0],
-                        lanes,
-                    )
+                forward_layers_bottleneck_4_3(
+                    theta, layer_off, dt, act, alpha, S, Zs, Ds, k0, k1, lanes
+                )
 
             loss_sum += _seed_adjoint(
                 p,
@@ -6914,20 +7020,9 @@ def value_and_grad_bottleneck_4_3(
                 k1 = min(n_layers, k0 + seg)
                 if j < n_seg - 1:
                     _copy_rows(C[j], S[0], n)
-                    for k in range(k0, k1):
-                        kk = k - k0
-                        forward_bottleneck_4_3(
-                            theta,
-                            layer_off[k],
-                            dt[k],
-                            act,
-                            alpha,
-                            S[kk],
-                            S[kk + 1],
-                            Zs[kk, 0],
-                            Ds[kk, 0],
-                            lanes,
-                        )
+                    forward_layers_bottleneck_4_3(
+                        theta, layer_off, dt, act, alpha, S, Zs, Ds, k0, k1, lanes
+                    )
                 for k in range(k1 - 1, k0 - 1, -1):
                     kk = k - k0
                     reverse_bottleneck_4_3(
@@ -7242,6 +7337,36 @@ def reverse_bottleneck_4_4(theta, off, dt, act, X, Z, D, Xa, Xc, grad, lanes):
     grad[off + 35] += gb3
 
 
+@njit(cache=True, error_model="numpy")
+def forward_layers_bottleneck_4_4(
+    theta,
+    layer_off,
+    dt,
+    act,
+    alpha,
+    S,
+    Zs,
+    Ds,
+    k0,
+    k1,
+    lanes,
+):
+    for k in range(k0, k1):
+        kk = k - k0
+        forward_bottleneck_4_4(
+            theta,
+            layer_off[k],
+            dt[k],
+            act,
+            alpha,
+            S[kk],
+            S[kk + 1],
+            Zs[kk, 0],
+            Ds[kk, 0],
+            lanes,
+        )
+
+
 @njit(parallel=True, cache=True, error_model="numpy")
 def value_and_grad_bottleneck_4_4(
     x0,
@@ -7295,7 +7420,7 @@ def value_and_grad_bottleneck_4_4(
         slope = np.empty(m_out)
         grad = grad_g[g]
         loss_sum = 0.0
-        rc = RunningCost(
+        rc = group_running_cost(
             rc_kind,
             rc_beta,
             rc_pw,
@@ -7310,10 +7435,6 @@ def value_and_grad_bottleneck_4_4(
             lparam,
             gp_g[g],
             gp0_g[g],
-            np.empty(m_out),
-            np.empty(m_out),
-            np.zeros(1, dtype=np.int64),
-            np.zeros(1),
         )
         for r0 in range(lo, hi, lanes):
             nb = min(lanes, hi - r0)
@@ -7331,20 +7452,9 @@ def value_and_grad_bottleneck_4_4(
                 if j > 0:
                     _copy_rows(S[seg], S[0], n)
                 _copy_rows(S[0], C[j], n)
-                for k in range(k0, k1):
-                    kk = k - k0
-                    forward_bottleneck_4_4(
-                        theta,
-                        layer_off[k],
-                        dt[k],
-                        act,
-                        alpha,
-                        S[kk],
-                        S[kk + 1],
-                        Zs[kk, 0],
-                        Ds[kk, 0],
-                        lanes,
-                    )
+                forward_layers_bottleneck_4_4(
+                    theta, layer_off, dt, act, alpha, S, Zs, Ds, k0, k1, lanes
+                )
 
             loss_sum += _seed_adjoint(
                 p,
@@ -7371,20 +7481,9 @@ def value_and_grad_bottleneck_4_4(
                 k1 = min(n_layers, k0 + seg)
                 if j < n_seg - 1:
                     _copy_rows(C[j], S[0], n)
-                    for k in range(k0, k1):
-                        kk = k - k0
-                        forward_bottleneck_4_4(
-                            theta,
-                            layer_off[k],
-                            dt[k],
-                            act,
-                            alpha,
-                            S[kk],
-                            S[kk + 1],
-                            Zs[kk, 0],
-                            Ds[kk, 0],
-                            lanes,
-                        )
+                    forward_layers_bottleneck_4_4(
+                        theta, layer_off, dt, act, alpha, S, Zs, Ds, k0, k1, lanes
+                    )
                 for k in range(k1 - 1, k0 - 1, -1):
                     kk = k - k0
                     reverse_bottleneck_4_4(

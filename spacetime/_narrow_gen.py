@@ -45,12 +45,12 @@ from numba import get_thread_id, prange
 
 from ._kernels import (
     RC_NONE,
-    RunningCost,
     _copy_rows,
     _load_block,
     _running_cost_stage,
     _seed_adjoint,
     group_bounds,
+    group_running_cost,
 )
 
 MAX_WIDTH = 4
@@ -76,6 +76,9 @@ file is renewed too.
     ``Xc = Xa + (dt dF/dx)^T Xa`` and ``grad[off:] += (dt dF/du)^T Xa`` summed over
     the block, from the stored ``X``, ``Z`` and ``D``.
 
+``forward_layers_<field>_<n>_<h>(theta, layer_off, dt, ..., S, Zs, Ds, k0, k1, lanes)``
+    Layers ``k0 <= k < k1`` forward, from ``S[0]`` to ``S[k1 - k0]``.
+
 ``value_and_grad_<field>_<n>_<h>(x0, targets, act, alpha, theta, ...)``
     The objective's kernel with these two functions (see ``_driver`` in the
     generator): one per field and size, because a kernel that took the layer
@@ -89,7 +92,6 @@ from numba import get_thread_id, njit, prange
 from ._kernels import (
     ACT_TANH,
     RC_NONE,
-    RunningCost,
     _copy_rows,
     _load_block,
     _running_cost_stage,
@@ -98,6 +100,7 @@ from ._kernels import (
     act_deriv,
     act_value,
     group_bounds,
+    group_running_cost,
 )
 
 # products and sums may fuse into FMA instructions (see the generator); the
@@ -274,8 +277,38 @@ def _reverse(spec):
     return lines
 
 
-# Placeholders of the driver template, replaced in the generated code.
-LAYER_FWD = LAYER_REV = None
+# Placeholders of the templates, replaced in the generated code.
+LAYER_FWD = LAYER_REV = LAYER_SEGMENT = None
+
+
+def _segment(
+    theta,
+    layer_off,
+    dt,
+    act,
+    alpha,
+    S,
+    Zs,
+    Ds,
+    k0,
+    k1,
+    lanes,
+):
+    """Layers ``k0 <= k < k1`` forward, from ``S[0]`` to ``S[k1 - k0]``."""
+    for k in range(k0, k1):
+        kk = k - k0
+        LAYER_FWD(
+            theta,
+            layer_off[k],
+            dt[k],
+            act,
+            alpha,
+            S[kk],
+            S[kk + 1],
+            Zs[kk, 0],
+            Ds[kk, 0],
+            lanes,
+        )
 
 
 def _driver(
@@ -345,7 +378,7 @@ def _driver(
         slope = np.empty(m_out)
         grad = grad_g[g]
         loss_sum = 0.0
-        rc = RunningCost(
+        rc = group_running_cost(
             rc_kind,
             rc_beta,
             rc_pw,
@@ -360,10 +393,6 @@ def _driver(
             lparam,
             gp_g[g],
             gp0_g[g],
-            np.empty(m_out),
-            np.empty(m_out),
-            np.zeros(1, dtype=np.int64),
-            np.zeros(1),
         )
         for r0 in range(lo, hi, lanes):
             nb = min(lanes, hi - r0)
@@ -381,20 +410,9 @@ def _driver(
                 if j > 0:
                     _copy_rows(S[seg], S[0], n)
                 _copy_rows(S[0], C[j], n)
-                for k in range(k0, k1):
-                    kk = k - k0
-                    LAYER_FWD(
-                        theta,
-                        layer_off[k],
-                        dt[k],
-                        act,
-                        alpha,
-                        S[kk],
-                        S[kk + 1],
-                        Zs[kk, 0],
-                        Ds[kk, 0],
-                        lanes,
-                    )
+                LAYER_SEGMENT(
+                    theta, layer_off, dt, act, alpha, S, Zs, Ds, k0, k1, lanes
+                )
 
             loss_sum += _seed_adjoint(
                 p,
@@ -421,20 +439,9 @@ def _driver(
                 k1 = min(n_layers, k0 + seg)
                 if j < n_seg - 1:
                     _copy_rows(C[j], S[0], n)
-                    for k in range(k0, k1):
-                        kk = k - k0
-                        LAYER_FWD(
-                            theta,
-                            layer_off[k],
-                            dt[k],
-                            act,
-                            alpha,
-                            S[kk],
-                            S[kk + 1],
-                            Zs[kk, 0],
-                            Ds[kk, 0],
-                            lanes,
-                        )
+                    LAYER_SEGMENT(
+                        theta, layer_off, dt, act, alpha, S, Zs, Ds, k0, k1, lanes
+                    )
                 for k in range(k1 - 1, k0 - 1, -1):
                     kk = k - k0
                     LAYER_REV(
@@ -458,17 +465,19 @@ def _driver(
             rc_g[g] = rc.acc[0]
 
 
-def _driver_source(spec):
-    text = inspect.getsource(_driver)
-    text = text.replace("def _driver(", f"def value_and_grad_{spec.name}(")
+def _instance(template, name, spec, decorator):
+    """The source of ``template`` for one field and size, without its docstring."""
+    text = inspect.getsource(template)
+    text = text.replace(f"def {template.__name__}(", f"def {name}_{spec.name}(")
     text = text.replace("LAYER_FWD", f"forward_{spec.name}")
     text = text.replace("LAYER_REV", f"reverse_{spec.name}")
+    text = text.replace("LAYER_SEGMENT", f"forward_layers_{spec.name}")
     head, _, rest = text.partition('    """')
     _, _, body = rest.partition('"""\n')
     return [
         "",
         "",
-        '@njit(parallel=True, cache=True, error_model="numpy")',
+        decorator,
         *head.rstrip("\n").split("\n"),
         *body.rstrip("\n").split("\n"),
     ]
@@ -496,7 +505,15 @@ def source() -> str:
     for spec in specs():
         lines += _forward(spec)
         lines += _reverse(spec)
-        lines += _driver_source(spec)
+        lines += _instance(
+            _segment, "forward_layers", spec, '@njit(cache=True, error_model="numpy")'
+        )
+        lines += _instance(
+            _driver,
+            "value_and_grad",
+            spec,
+            '@njit(parallel=True, cache=True, error_model="numpy")',
+        )
     lines += ["", "", "# fmt: on", "", "# (field, n, h) -> value_and_grad kernel"]
     lines.append("KERNELS = {")
     for spec in specs():
