@@ -135,9 +135,9 @@ class Core:
     def narrow_kernels(self):
         """The kernel with fused layers for this network, or None.
 
-        They serve networks whose layers are all ``n`` wide, with hidden width
-        ``h``, both at most :data:`NARROW_MAX_WIDTH`, one Euler stage per layer and
-        no transfers (see ``spacetime._narrow``).
+        There is one for every network whose layers are all ``n`` wide, with hidden
+        width ``h``, both at most :data:`NARROW_MAX_WIDTH`, one Euler stage per
+        layer and no transfers (see ``spacetime._narrow``).
         """
         key = self._narrow_key
         if key is None or max(key[1], key[2]) > NARROW_MAX_WIDTH:
@@ -551,6 +551,8 @@ def risk_and_grad(
     narrow = core.narrow_kernels
     with _running_kernels(core):
         if narrow is not None:
+            # checkpoints, levels, activations, derivatives: the workspaces of
+            # K.value_and_grad but the stage values, which one Euler stage has none of
             work = _workspace(core, n_samples, segment)
             narrow(
                 x0,

@@ -43,6 +43,11 @@ layers, and through BLAS (``np.dot`` on contiguous blocks) when ``n_k h_k`` reac
 block (a parameter gradient) is taken in an order fixed by the compiled code and the
 block size (SIMD partial sums, see ``_REDUCE``).
 
+Networks whose layers are all at most 4 wide, with one Euler stage and no
+transfers, run through the fused kernels of ``_narrow`` instead (generated from a
+template in ``_narrow_gen``, built on the helpers here; ``_core.Core.narrow_kernels``
+chooses).
+
 All functions are free functions on arrays and scalars; validation happens before they
 are called, and they trust their inputs. Every function uses NumPy's floating-point
 error model (a division by zero gives inf or nan, as in NumPy, instead of raising),

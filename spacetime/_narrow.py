@@ -53,7 +53,7 @@ _FUSED_SUMS = {
     "fastmath": {"contract", "reassoc", "nsz"},
 }
 
-# _kernels.py sha256 556726519c2975ee94a9ea7d7ca8583261a634471faf70a890f5c8eff56df775
+# _kernels.py sha256 778aec986c38e9f35cd8a47afb0103999220e9e903413cd1fab4afaf12c4c29e
 # fmt: off
 
 
