@@ -64,8 +64,9 @@ def _parser() -> argparse.ArgumentParser:
             "With no CONFIG, train the built-in default experiment: a space-time "
             "network on the bundled handwritten digits whose grid coarsens with "
             "depth (see 'spacetime config --default-experiment'). Ctrl-C (once) "
-            "or --max-time stop the optimiser cleanly and save the current iterate "
-            "marked as interrupted; --resume continues such a run."
+            "or --max-time stop the optimiser cleanly and save the current iterate, "
+            "with status 'interrupted' or 'time_limit'; --resume continues such a "
+            "run."
         ),
     )
     run.add_argument(
