@@ -53,7 +53,7 @@ _FUSED_SUMS = {
     "fastmath": {"contract", "reassoc", "nsz"},
 }
 
-# _kernels.py sha256 778aec986c38e9f35cd8a47afb0103999220e9e903413cd1fab4afaf12c4c29e
+# _kernels.py sha256 6bbff30a9854b4345b3999fad12fb09f769cf2277551820914e87ba5ff5b3771
 # fmt: off
 
 

@@ -188,3 +188,29 @@ def test_tracking_targets_need_a_fixed_output_map():
             train_output=True,
             running_cost={"kind": "tracking", "beta": 1.0},
         )
+
+
+@pytest.mark.parametrize("exponent", [2.0, 1.0, 1.5, 3.0])
+@pytest.mark.parametrize("smoothing", [0.0, 1e-3])
+def test_tracking_rows_agree_with_the_tracking_term(exponent, smoothing):
+    # p = 2 and p = 1 take their own loops (no pow); each must equal the general
+    # phi, including residuals that are exactly zero (the kink of |r| when eps = 0)
+    from spacetime import _kernels as K
+
+    rng = np.random.default_rng(4)
+    y = rng.normal(size=40)
+    xbar = rng.normal(size=50)
+    r0 = 7
+    y[[0, 5, 11]] = xbar[[r0, r0 + 5, r0 + 11]]
+    yb = rng.normal(size=40)
+    got_yb = yb.copy()
+    got = K._tracking_row(exponent, smoothing, y, xbar, r0, 0.3, got_yb, 37)
+    want, want_yb = 0.0, yb.copy()
+    for i in range(37):
+        val, d = K.tracking_term(exponent, smoothing, y[i] - xbar[r0 + i])
+        want += val
+        want_yb[i] += 0.3 * d
+    assert got == pytest.approx(want, rel=1e-13)
+    np.testing.assert_allclose(got_yb, want_yb, rtol=1e-13, atol=1e-16)
+    # past nb nothing is touched
+    assert np.array_equal(got_yb[37:], yb[37:])
