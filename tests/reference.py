@@ -5,6 +5,11 @@ Written from the equations, not from the kernels: states are whole arrays of sha
 stage by stage from its Butcher tableau.
 """
 
+import json
+import os
+import subprocess
+import sys
+
 import numpy as np
 
 ACT = {
@@ -55,3 +60,20 @@ def risk(loss, yhat, y, p=2.0):
         logp = z - np.log(np.exp(z).sum(axis=1, keepdims=True))
         return -np.mean(logp[np.arange(len(y)), y])
     return np.mean(np.logaddexp(0.0, -y * yhat[:, 0]))
+
+
+def run_without_jit(script):
+    """Run ``script`` in a fresh interpreter with Numba's JIT off.
+
+    The script prints JSON on its last line; returns it decoded. The kernels then
+    run as plain Python, the reference the compiled kernels are compared with.
+    """
+    proc = subprocess.run(
+        [sys.executable, "-c", script],
+        capture_output=True,
+        text=True,
+        env=dict(os.environ, NUMBA_DISABLE_JIT="1"),
+        timeout=300,
+        check=True,
+    )
+    return json.loads(proc.stdout.strip().splitlines()[-1])

@@ -7,7 +7,6 @@ sizes, activations with and without a stored derivative, blocks with padded
 columns, checkpointing and a running cost.
 """
 
-import json
 import os
 import subprocess
 import sys
@@ -16,6 +15,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import reference
 
 import grids
 import spacetime
@@ -193,16 +193,7 @@ _NOJIT_SCRIPT = textwrap.dedent(
 
 def test_fused_kernels_agree_with_numba_disabled():
     tests = os.path.dirname(__file__)
-    env = dict(os.environ, NUMBA_DISABLE_JIT="1")
-    proc = subprocess.run(
-        [sys.executable, "-c", _NOJIT_SCRIPT.format(tests=tests)],
-        capture_output=True,
-        text=True,
-        env=env,
-        timeout=300,
-        check=True,
-    )
-    interpreted = json.loads(proc.stdout.strip().splitlines()[-1])
+    interpreted = reference.run_without_jit(_NOJIT_SCRIPT.format(tests=tests))
     for (field, n, h, act), (f, g) in zip(CASES[:3], interpreted, strict=True):
         problem, z = _problem(field, n, h, act, n_samples=11, n_steps=3)
         fc, gc = problem(z)
